@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Quick start 1: set up and run the end-to-end demo (DARTS on digits, < 5 min on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/nasforge demo --out "${1:-demo-run}" --force

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start 2: set up and run the linter and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/python -m pytest "$@"

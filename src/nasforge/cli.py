@@ -1,0 +1,266 @@
+"""The ``nasforge`` command line: a thin layer over the library's stage functions.
+
+Every user mistake is a :class:`~nasforge.errors.NasforgeError`, printed as one line on
+stderr with exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nasforge.errors import NasforgeError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise NasforgeError(f"{self.prog}: {message}")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file or shipped config name")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="dotted override, e.g. search.epochs=5")
+    p.add_argument("--dataset", help="data set name (default: digits)")
+    p.add_argument("--data-root", help="directory holding the data sets (or $NASFORGE_DATA)")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _config_from_args(args: argparse.Namespace, **extra_sets: object):
+    from nasforge.config import load_config
+
+    sets: list[str] = []
+    if args.dataset:
+        sets.append(f"data.dataset={args.dataset}")
+    if args.data_root:
+        sets.append(f"data.root={json.dumps(args.data_root)}")
+    if args.seed is not None:
+        sets.append(f"run.seed={args.seed}")
+    if args.device:
+        sets.append(f"run.device={args.device}")
+    if args.no_progress:
+        sets.append("run.progress=false")
+    for key, value in extra_sets.items():
+        if value is not None:
+            sets.append(f"{key}={json.dumps(value)}")
+    return load_config(args.config, [*sets, *args.overrides])
+
+
+def _print_json_or_lines(obj: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2))
+        return
+    for key, value in obj.items():
+        print(f"{key}: {value}")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from nasforge.search.loop import resume_search, run_search
+
+    if args.resume:
+        results = resume_search(args.resume)
+    else:
+        if not args.out:
+            raise NasforgeError("search: --out RUN_DIR is required (or --resume RUN_DIR)")
+        cfg = _config_from_args(args, **{"search.algo": args.algo, "data.proxy": args.proxy})
+        results = run_search(cfg, args.out, force=args.force)
+    print(results["genotype"])
+
+
+def cmd_derive(args: argparse.Namespace) -> None:
+    from nasforge.search.loop import derive_from_run
+    from nasforge.spaces.darts.genotype import format_genotype
+
+    genotype = derive_from_run(args.run_dir, args.rule)
+    text = format_genotype(genotype)
+    if args.out:
+        from nasforge.checkpoint import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+
+
+def _genotype_arg(source: str):
+    from nasforge.spaces.darts.genotype import load_genotype
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "genotype.txt"
+        if not path.is_file():
+            raise NasforgeError(f"{source} is a directory without genotype.txt")
+        return load_genotype(path)
+    return load_genotype(source)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from nasforge.train import resume_train, run_train
+
+    if args.resume:
+        results = resume_train(args.resume)
+    else:
+        if not args.out or not args.genotype:
+            raise NasforgeError("train: --genotype G and --out RUN_DIR are required "
+                                "(or --resume RUN_DIR)")
+        cfg = _config_from_args(args)
+        results = run_train(cfg, _genotype_arg(args.genotype), args.out, force=args.force)
+    print(f"test accuracy: {results['test_acc']:.2f}%  params: {results['params_m']:.3f}M")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from nasforge.train import evaluate_run
+
+    _print_json_or_lines(evaluate_run(args.run_dir, split=args.split, device=args.device),
+                         args.json)
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    from nasforge.describe import describe_genotype
+
+    info = describe_genotype(_genotype_arg(args.genotype), dataset=args.dataset,
+                             channels=args.channels, layers=args.layers)
+    if args.json:
+        print(json.dumps(info))
+        return
+    print(f"params: {info['params_m']:.2f}M  FLOPs: {info['flops_m']:.0f}M  "
+          f"({info['dataset']}, C={info['channels']}, {info['layers']} cells)")
+
+
+def cmd_data_info(args: argparse.Namespace) -> None:
+    from nasforge.data import dataset_info
+
+    _print_json_or_lines(dataset_info(args.name, args.data_root), args.json)
+
+
+def cmd_data_list(args: argparse.Namespace) -> None:
+    from nasforge.data import DATASETS
+
+    print("\n".join(DATASETS.names()))
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    import yaml
+
+    from nasforge.config import config_to_dict, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+
+
+def cmd_config_list(args: argparse.Namespace) -> None:
+    from nasforge.config import CONFIG_DIR
+
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        first = path.read_text().splitlines()[0] if path.read_text() else ""
+        print(f"{path.stem:32s} {first.lstrip('# ')}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from nasforge.demo import run_demo
+
+    results = run_demo(args.out, force=args.force, progress=not args.no_progress)
+    print(f"demo done in {results['seconds']['total']:.0f}s: test accuracy "
+          f"{results['test_acc']:.2f}%, {results['params_m']:.3f}M params -> {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nasforge.derive import DERIVE_RULES
+    from nasforge.search import STRATEGIES
+
+    parser = _Parser(prog="nasforge", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("search", help="run an architecture search")
+    p.add_argument("--algo", choices=STRATEGIES.names(), help="search algorithm")
+    p.add_argument("--proxy", help="index file of the training subset to search on")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("derive", help="derive a genotype from a search run's strengths")
+    p.add_argument("run_dir")
+    p.add_argument("--rule", default="argmax", choices=DERIVE_RULES.names())
+    p.add_argument("--out", help="also write the genotype to this file")
+    p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("train", help="retrain a genotype from scratch")
+    p.add_argument("--genotype", help="genotype string, file, known name or search run dir")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed training run")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="re-measure a trained model")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("describe", help="parameters and FLOPs of a genotype's network")
+    p.add_argument("--genotype", required=True,
+                   help="genotype string, file, known name or run dir")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--channels", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("data", help="data sets")
+    data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    q = data_sub.add_parser("info", help="sizes, shapes and classes of a data set")
+    q.add_argument("name")
+    q.add_argument("--data-root")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_data_info)
+    q = data_sub.add_parser("list", help="registered data sets")
+    q.set_defaults(func=cmd_data_list)
+
+    p = sub.add_parser("config", help="configs")
+    cfg_sub = p.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    q = cfg_sub.add_parser("show", help="print a resolved config")
+    q.add_argument("--config")
+    q.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE")
+    q.set_defaults(func=cmd_config_show)
+    q = cfg_sub.add_parser("list", help="shipped configs")
+    q.set_defaults(func=cmd_config_list)
+
+    p = sub.add_parser("demo", help="end-to-end DARTS search → retrain on digits")
+    p.add_argument("--out", default="demo-run")
+    p.add_argument("--force", action="store_true", help="overwrite an existing directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.func(args)
+    except NasforgeError as exc:
+        if debug:
+            raise
+        message = " ".join(str(exc).split())
+        print(f"nasforge: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nasforge: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The interface every differentiable search strategy implements.
+
+A strategy owns the architecture parameters and decides how they become per-edge op
+weights; the super-network (:class:`~nasforge.spaces.darts.search_network.SearchNetwork`)
+only mixes ops with the weights it is given. The search loop owns the network weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nasforge.config import SearchConfig
+from nasforge.registry import Registry
+from nasforge.spaces.darts.search_network import SearchNetwork
+
+STRATEGIES: Registry[type[SearchStrategy]] = Registry("search algorithm")
+
+CELL_TYPES = ("normal", "reduce")
+
+
+@dataclass
+class StepContext:
+    """What an architecture step may need besides the batches."""
+
+    w_optimizer: torch.optim.Optimizer
+    w_lr: float
+    autocast: object  # a context-manager factory: ``with ctx.autocast(): ...``
+
+
+class SearchStrategy(nn.Module):
+    """Architecture parameters + the rule that turns them into op weights."""
+
+    def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_edges = network.num_edges
+        self.primitives = network.primitives
+        self.nodes = network.nodes
+
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        """Per-cell-type [E, K] weights fed to the super-network's mixed ops."""
+        raise NotImplementedError
+
+    def strengths(self) -> dict[str, torch.Tensor]:
+        """Detached per-op strengths used by the derivation rules."""
+        return {k: v.detach().float().cpu() for k, v in self.op_weights().items()}
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+    def make_arch_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.arch_parameters(), lr=self.cfg.arch_lr, betas=tuple(self.cfg.arch_betas),
+            weight_decay=self.cfg.arch_weight_decay,
+        )
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Hook for schedules (temperatures, warm-up); nothing by default."""
+
+    def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
+                  optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
+        raise NotImplementedError

@@ -1,0 +1,88 @@
+"""DARTS (Liu et al., 2019): softmax over per-edge architecture parameters, first- or
+second-order (unrolled) bi-level optimisation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from nasforge.config import SearchConfig
+from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
+from nasforge.spaces.darts.search_network import SearchNetwork
+
+
+@STRATEGIES.register("darts")
+class DARTS(SearchStrategy):
+    """α ∈ R^{E×K} per cell type, op weights softmax(α) along the op axis."""
+
+    def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
+        super().__init__(network, cfg)
+        shape = (self.num_edges, len(self.primitives))
+        self.alphas = nn.ParameterDict(
+            {c: nn.Parameter(cfg.arch_init_std * torch.randn(shape)) for c in CELL_TYPES}
+        )
+
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        return {c: F.softmax(a, dim=-1) for c, a in self.alphas.items()}
+
+    def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
+                  optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if self.cfg.order == "second":
+            self._unrolled_grads(network, batch_w, batch_a, ctx)
+        else:
+            x, y = batch_a
+            with ctx.autocast():
+                loss = F.cross_entropy(network(x, self.op_weights()), y)
+            alphas = list(self.alphas.values())
+            grads = torch.autograd.grad(loss, alphas)
+            for a, g in zip(alphas, grads, strict=True):
+                a.grad = g
+        optimizer.step()
+
+    def _unrolled_grads(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
+                        ctx: StepContext) -> None:
+        """∇α L_val(w′) − ξ·∇²_{α,w} L_train(w) ∇_{w′} L_val(w′), by finite differences.
+
+        w′ = w − ξ(μ·m + ∇w L_train + λw) is one virtual step of the weight optimiser (its
+        momentum buffer m included), as in the DARTS paper's Eq. 7–8.
+        """
+        (xw, yw), (xa, ya) = batch_w, batch_a
+        names = [n for n, p in network.named_parameters() if p.requires_grad]
+        params = [p for _, p in network.named_parameters() if p.requires_grad]
+        group = ctx.w_optimizer.param_groups[0]
+        mu, wd, xi = group.get("momentum", 0.0), group.get("weight_decay", 0.0), ctx.w_lr
+        alphas = list(self.alphas.values())
+
+        def loss_at(weights: dict[str, torch.Tensor] | None, x, y) -> torch.Tensor:
+            with ctx.autocast():
+                if weights is None:
+                    logits = network(x, self.op_weights())
+                else:
+                    logits = functional_call(network, weights, (x, self.op_weights()),
+                                             strict=False)
+            return F.cross_entropy(logits, y)
+
+        train_grads = torch.autograd.grad(loss_at(None, xw, yw), params)
+        unrolled = {}
+        for n, p, g in zip(names, params, train_grads, strict=True):
+            buf = ctx.w_optimizer.state.get(p, {}).get("momentum_buffer")
+            step = g + wd * p.detach()
+            if buf is not None:
+                step = step + mu * buf
+            unrolled[n] = (p.detach() - xi * step).requires_grad_(True)
+        val_loss = loss_at(unrolled, xa, ya)
+        grads = torch.autograd.grad(val_loss, alphas + list(unrolled.values()))
+        d_alpha, d_w = grads[: len(alphas)], grads[len(alphas):]
+        eps = 0.01 / torch.cat([g.reshape(-1) for g in d_w]).norm()
+
+        def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
+            shifted = {n: p.detach() + sign * eps * g
+                       for n, p, g in zip(names, params, d_w, strict=True)}
+            return torch.autograd.grad(loss_at(shifted, xw, yw), alphas)
+
+        g_plus, g_minus = alpha_grad_at(1.0), alpha_grad_at(-1.0)
+        for a, dv, gp, gm in zip(alphas, d_alpha, g_plus, g_minus, strict=True):
+            a.grad = dv - xi * (gp - gm) / (2 * eps)

@@ -1,0 +1,211 @@
+"""The DARTS super-network, independent of any search algorithm.
+
+The network owns only the operation weights. Architecture parameters live outside it: each
+forward pass receives the per-edge op weights ``{"normal": [E, K], "reduce": [E, K]}``
+already transformed (softmax for DARTS, a Beta sample for BtNAS, a one-hot for GDAS, ...),
+so every strategy in ``nasforge.search`` reuses this one module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from nasforge.errors import NasforgeError
+from nasforge.spaces.darts.genotype import PRIMITIVES, cell_edges
+from nasforge.spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN, build_op
+
+
+def reduction_layers(layers: int) -> tuple[int, int]:
+    """Indices of the two reduction cells, ``layers//3`` and ``2*layers//3`` (DARTS layout).
+
+    At least 3 cells are required: then the two reductions are distinct and at least one
+    normal cell precedes them, so both cell types exist in every network.
+    """
+    if not isinstance(layers, int) or layers < 3:
+        raise NasforgeError(f"layers must be an integer >= 3, got {layers!r}")
+    return layers // 3, 2 * layers // 3
+
+
+def check_positive(name: str, value: int) -> None:
+    """Reject a size argument that is not a positive integer."""
+    if not isinstance(value, int) or value < 1:
+        raise NasforgeError(f"{name} must be a positive integer, got {value!r}")
+
+
+class MixedOp(nn.Module):
+    """One edge of the super-network: the weighted sum of all candidate ops."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str]) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList()
+        for name in primitives:
+            op = build_op(name, C, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            self.ops.append(op)
+
+    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+        out = None
+        for w, op in zip(weights.unbind(0), self.ops, strict=True):
+            term = w * op(x)
+            out = term if out is None else out + term
+        return out
+
+
+class SearchCell(nn.Module):
+    """A super-network cell: every edge of ``cell_edges(nodes)`` is a :class:`MixedOp`."""
+
+    mixed_op_cls: type[nn.Module] = MixedOp
+
+    def __init__(
+        self,
+        nodes: int,
+        C_pp: int,
+        C_p: int,
+        C: int,
+        reduction: bool,
+        reduction_prev: bool,
+        primitives: Sequence[str],
+    ) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.nodes = nodes
+        self.out_channels = nodes * C
+        if reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(C_pp, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
+        self.edges = cell_edges(nodes)
+        self.ops = nn.ModuleList(
+            self.mixed_op_cls(C, 2 if reduction and i < 2 else 1, primitives)
+            for i, _ in self.edges
+        )
+
+    def forward(self, s0: Tensor, s1: Tensor, weights: Tensor) -> Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        node_sum: Tensor | None = None
+        for e, (i, j) in enumerate(self.edges):
+            term = self.ops[e](states[i], weights[e])
+            node_sum = term if node_sum is None else node_sum + term
+            if i == j - 1:  # the last edge into node j (edges of a node are contiguous)
+                states.append(node_sum)
+                node_sum = None
+        return torch.cat(states[2:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    """Stem, ``layers`` search cells (reductions at L/3 and 2L/3), global pool, linear head.
+
+    ``stem="cifar"`` is one 3×3 conv; ``stem="imagenet"`` is three 3×3 stride-2 convs, so the
+    first cell sees 1/8 of the input resolution (3→24→48→48 channels for C=16).
+    """
+
+    cell_cls: type[SearchCell] = SearchCell
+
+    def __init__(
+        self,
+        C: int = 16,
+        num_classes: int = 10,
+        layers: int = 8,
+        nodes: int = 4,
+        *,
+        in_channels: int = 3,
+        primitives: Sequence[str] = PRIMITIVES,
+        stem_multiplier: int = 3,
+        stem: str = "cifar",
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("C", C),
+            ("num_classes", num_classes),
+            ("nodes", nodes),
+            ("in_channels", in_channels),
+            ("stem_multiplier", stem_multiplier),
+        ):
+            check_positive(name, value)
+        reductions = reduction_layers(layers)
+        self.primitives = _check_primitives(primitives)
+        if stem not in ("cifar", "imagenet"):
+            raise NasforgeError(f"unknown stem '{stem}'; choose from: cifar, imagenet")
+        self.C, self.num_classes, self.layers, self.nodes = C, num_classes, layers, nodes
+        self.num_edges = len(cell_edges(nodes))
+        self.stem_kind = stem
+
+        C_stem = stem_multiplier * C
+        self.stem, self.stem1 = _search_stem(stem, in_channels, C_stem)
+        C_pp, C_p, C_curr = C_stem, C_stem, C
+        reduction_prev = stem == "imagenet"
+        self.cells = nn.ModuleList()
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                C_curr *= 2
+            cell = self.cell_cls(
+                nodes, C_pp, C_p, C_curr, reduction, reduction_prev, self.primitives
+            )
+            self.cells.append(cell)
+            C_pp, C_p = C_p, cell.out_channels
+            reduction_prev = reduction
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    @property
+    def arch_shape(self) -> tuple[int, int]:
+        """Shape ``(num_edges, len(primitives))`` of each cell type's weight tensor."""
+        return self.num_edges, len(self.primitives)
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        self._check_weights(weights)
+        s0 = self.stem(x)
+        s1 = s0 if self.stem1 is None else self.stem1(s0)
+        for cell in self.cells:
+            w = weights["reduce"] if cell.reduction else weights["normal"]
+            s0, s1 = s1, cell(s0, s1, w)
+        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+
+    def _check_weights(self, weights: dict[str, Tensor]) -> None:
+        for key in ("normal", "reduce"):
+            if key not in weights:
+                raise NasforgeError(f"weights needs keys 'normal' and 'reduce', got {list(weights)}")
+            if tuple(weights[key].shape) != self.arch_shape:
+                raise NasforgeError(
+                    f"weights['{key}'] has shape {tuple(weights[key].shape)}, "
+                    f"expected {self.arch_shape} (edges, primitives)"
+                )
+
+
+def _check_primitives(primitives: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(primitives)
+    if not names:
+        raise NasforgeError("primitives must name at least one op")
+    for name in names:
+        if name not in OPS:
+            raise NasforgeError(f"unknown primitive '{name}'; choose from: {', '.join(OPS)}")
+    if len(set(names)) != len(names):
+        raise NasforgeError(f"primitives must not repeat an op, got {list(names)}")
+    return names
+
+
+def _search_stem(stem: str, in_channels: int, C_stem: int) -> tuple[nn.Module, nn.Module | None]:
+    """The stem(s): CIFAR one conv; ImageNet two stages whose outputs feed the first cell."""
+    if stem == "cifar":
+        conv = nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False)
+        return nn.Sequential(conv, nn.BatchNorm2d(C_stem)), None
+    C_half = max(C_stem // 2, 1)
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_channels, C_half, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C_half),
+        nn.ReLU(inplace=False),
+        nn.Conv2d(C_half, C_stem, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C_stem),
+    )
+    stem1 = nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(C_stem, C_stem, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(C_stem),
+    )
+    return stem0, stem1

@@ -1,0 +1,184 @@
+"""Retraining a found cell from scratch under the thesis's protocols (§3.4.1).
+
+CIFAR protocol: SGD 0.025 with cosine annealing, momentum 0.9, wd 3e-4, auxiliary head
+weight 0.4, drop-path 0.2 ramped linearly over the epochs, cutout 16, grad-norm clip 5.
+ImageNet protocol: the same loop with label smoothing 0.1 and a linear decay after 5 warm-up
+epochs (values in ``configs/train-imagenet.yaml``). The trained network is saved with its
+genotype, so :func:`load_model` rebuilds it without the config.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.config import Config
+from nasforge.data import Augment, Batches, load_dataset
+from nasforge.describe import count_parameters
+from nasforge.errors import NasforgeError
+from nasforge.runtime import CsvLog, amp_dtype, autocast, check_finite, load_run_config, \
+    pick_device, prepare_run_dir, seed_everything, write_results
+from nasforge.search.loop import cosine_lr, evaluate
+from nasforge.spaces.darts.eval_network import NetworkCIFAR, NetworkImageNet
+from nasforge.spaces.darts.genotype import Genotype, format_genotype, parse_genotype
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+
+def epoch_lr(cfg: Config, epoch: int) -> float:
+    """Learning rate of ``epoch``: optional linear warm-up, then cosine or linear decay."""
+    t = cfg.train
+    if epoch < t.warmup_epochs:
+        return t.lr * (epoch + 1) / t.warmup_epochs
+    e, span = epoch - t.warmup_epochs, max(t.epochs - t.warmup_epochs, 1)
+    if t.schedule == "linear":
+        return t.lr_min + (t.lr - t.lr_min) * (1 - e / span)
+    return cosine_lr(e, span, t.lr, t.lr_min)
+
+
+def build_eval_network(genotype: Genotype, arch: dict) -> nn.Module:
+    """The evaluation network described by ``arch`` (as saved with a trained model)."""
+    cls = NetworkImageNet if arch["network"] == "imagenet" else NetworkCIFAR
+    return cls(genotype, arch["channels"], arch["num_classes"], arch["layers"],
+               auxiliary=arch["auxiliary"], in_channels=arch["in_channels"])
+
+
+def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool = False,
+              force: bool = False) -> dict:
+    """Train ``genotype``'s evaluation network; returns the results in ``results.json``."""
+    out = Path(out)
+    t = cfg.train
+    if not resume:
+        prepare_run_dir(out, cfg, force=force)
+        (out / "genotype.txt").write_text(format_genotype(genotype) + "\n")
+    device = pick_device(cfg.run.device)
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed)
+    data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    channels_last = cfg.run.channels_last and device.type == "cuda"
+    common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
+    train_batches = Batches(data.train, t.batch_size, seed=cfg.run.seed,
+                            augment=Augment(t.crop_pad, t.flip, t.cutout), **common)
+    eval_split = data.val if data.val is not None else data.test
+    eval_batches = Batches(eval_split, max(t.batch_size, 256), shuffle=False, **common)
+    test_batches = Batches(data.test, max(t.batch_size, 256), shuffle=False, **common)
+
+    arch = {"network": t.protocol, "channels": t.channels, "num_classes": data.num_classes,
+            "layers": t.layers, "auxiliary": t.auxiliary, "in_channels": data.channels}
+    model = build_eval_network(genotype, arch).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
+                                weight_decay=t.weight_decay)
+    start_epoch, elapsed = 0, 0.0
+    ckpt_path = out / CHECKPOINT
+    if resume and has_checkpoint(ckpt_path):
+        state = load_checkpoint(ckpt_path)
+        if state.get("kind") != "train" or state.get("genotype") != format_genotype(genotype):
+            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
+    log = CsvLog(out / "train_log.csv", resume_after=start_epoch - 1 if resume else None)
+
+    bar = tqdm(total=(t.epochs - start_epoch) * len(train_batches), desc="train",
+               disable=not cfg.run.progress, unit="step")
+    for epoch in range(start_epoch, t.epochs):
+        t0 = time.perf_counter()
+        lr = epoch_lr(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.drop_path_prob = t.drop_path * epoch / t.epochs
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        n = 0
+        for x, y in train_batches.epoch(epoch):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, dtype):
+                logits, aux = model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=t.label_smoothing)
+                if aux is not None:
+                    loss = loss + t.auxiliary_weight * F.cross_entropy(
+                        aux.float(), y, label_smoothing=t.label_smoothing)
+            loss.backward()
+            if t.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            n += len(y)
+            bar.update(1)
+        check_finite(loss_sum, f"train epoch {epoch}", ckpt_path)
+        model.eval()
+        val_loss, val_acc = evaluate(lambda x: model(x)[0], eval_batches, dtype)
+        elapsed += time.perf_counter() - t0
+        train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
+        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
+        log.write({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_acc": val_acc, "seconds": elapsed})
+        save_checkpoint({"kind": "train", "genotype": format_genotype(genotype),
+                         "epoch": epoch, "model": model.state_dict(),
+                         "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                         "elapsed": elapsed}, ckpt_path)
+    bar.close()
+    state = load_checkpoint(ckpt_path)
+    model.load_state_dict(state["model"])
+    model.eval()
+    save_checkpoint({"kind": "model", "genotype": format_genotype(genotype), "arch": arch,
+                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                    out / MODEL)
+    test_loss, test_acc = evaluate(lambda x: model(x)[0], test_batches, dtype)
+    results = {
+        "stage": "train", "dataset": cfg.data.dataset, "genotype": format_genotype(genotype),
+        "params_m": count_parameters(model) / 1e6, "epochs": t.epochs,
+        "test_acc": test_acc, "test_loss": test_loss, "seconds": state["elapsed"],
+    }
+    write_results(out, results)
+    return results
+
+
+def resume_train(run_dir: str | Path) -> dict:
+    """Continue a killed training run from its last checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    genotype = parse_genotype((run_dir / "genotype.txt").read_text())
+    return run_train(cfg, genotype, run_dir, resume=True)
+
+
+def load_model(run_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained network of a ``train`` run directory, in eval mode."""
+    path = Path(run_dir) / MODEL
+    if not path.exists():
+        raise NasforgeError(f"no trained model in {run_dir} (expected {path})")
+    state = load_checkpoint(path)
+    model = build_eval_network(parse_genotype(state["genotype"]), state["arch"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval()
+
+
+def evaluate_run(run_dir: str | Path, *, split: str = "test", device: str = "auto") -> dict:
+    """Re-measure a trained model's loss and accuracy on a split of its data set."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    dev = pick_device(device)
+    model = load_model(run_dir, device=dev)
+    data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    chosen = getattr(data, split, None)
+    if chosen is None:
+        raise NasforgeError(f"{cfg.data.dataset} has no '{split}' split; use train, val or test")
+    batches = Batches(chosen, 256, mean=data.mean, std=data.std, device=dev, shuffle=False)
+    loss, acc = evaluate(lambda x: model(x)[0], batches, None)
+    return {"run": str(run_dir), "split": split, "loss": loss, "acc": acc,
+            "examples": len(chosen)}
+
+
+__all__ = ["evaluate_run", "load_model", "resume_train", "run_train"]
