@@ -126,9 +126,7 @@ def describe_genotype(
     L = spec.layers if layers is None else layers
     classes = spec.num_classes if num_classes is None else num_classes
     network_cls = NetworkImageNet if spec.imagenet else NetworkCIFAR
-    model = network_cls(
-        genotype, C, classes, L, auxiliary=False, in_channels=spec.in_channels
-    )
+    model = network_cls(genotype, C, classes, L, auxiliary=False, in_channels=spec.in_channels)
     input_shape = (spec.in_channels, spec.size, spec.size)
     params = count_parameters(model)
     flops = count_flops(model, input_shape)

@@ -17,6 +17,8 @@ from nasforge.spaces.darts.search_network import SearchNetwork
 class DARTS(SearchStrategy):
     """α ∈ R^{E×K} per cell type, op weights softmax(α) along the op axis."""
 
+    fd_scale = 0.01  # DARTS's finite-difference step: ε = fd_scale / ‖∇w′ L_val‖
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
         shape = (self.num_edges, len(self.primitives))
@@ -76,7 +78,7 @@ class DARTS(SearchStrategy):
         val_loss = loss_at(unrolled, xa, ya)
         grads = torch.autograd.grad(val_loss, alphas + list(unrolled.values()))
         d_alpha, d_w = grads[: len(alphas)], grads[len(alphas):]
-        eps = 0.01 / torch.cat([g.reshape(-1) for g in d_w]).norm()
+        eps = self.fd_scale / torch.cat([g.reshape(-1) for g in d_w]).norm()
 
         def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
             shifted = {n: p.detach() + sign * eps * g

@@ -75,10 +75,7 @@ class DilConv(nn.Sequential):
     ) -> None:
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(
-                C_in, C_in, kernel_size, stride, padding, dilation=dilation, groups=C_in,
-                bias=False,
-            ),
+            nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation, C_in, bias=False),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )

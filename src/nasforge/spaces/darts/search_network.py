@@ -81,8 +81,7 @@ class SearchCell(nn.Module):
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
         self.edges = cell_edges(nodes)
         self.ops = nn.ModuleList(
-            self.mixed_op_cls(C, 2 if reduction and i < 2 else 1, primitives)
-            for i, _ in self.edges
+            self.mixed_op_cls(C, 2 if reduction and i < 2 else 1, primitives) for i, _ in self.edges
         )
 
     def forward(self, s0: Tensor, s1: Tensor, weights: Tensor) -> Tensor:
@@ -170,7 +169,9 @@ class SearchNetwork(nn.Module):
     def _check_weights(self, weights: dict[str, Tensor]) -> None:
         for key in ("normal", "reduce"):
             if key not in weights:
-                raise NasforgeError(f"weights needs keys 'normal' and 'reduce', got {list(weights)}")
+                raise NasforgeError(
+                    f"weights needs keys 'normal' and 'reduce', got {sorted(weights)}"
+                )
             if tuple(weights[key].shape) != self.arch_shape:
                 raise NasforgeError(
                     f"weights['{key}'] has shape {tuple(weights[key].shape)}, "

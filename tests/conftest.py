@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+TINY_SEARCH = [
+    "search.epochs=2", "search.channels=4", "search.layers=3", "search.nodes=2",
+    "search.batch_size=32", "search.crop_pad=1", "search.flip=false", "run.progress=false",
+]
+TINY_TRAIN = [
+    "train.epochs=2", "train.channels=4", "train.layers=3", "train.batch_size=64",
+    "train.crop_pad=1", "train.flip=false", "train.cutout=2", "run.progress=false",
+]
+
+
+@pytest.fixture
+def proxy_file(tmp_path) -> Path:
+    """A 160-example proxy subset of digits, so search tests take seconds."""
+    path = tmp_path / "proxy.txt"
+    path.write_text("".join(f"{i}\n" for i in range(0, 1200, 7)[:160]))
+    return path
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real ``nasforge`` console entry point in a subprocess."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "nasforge.cli", *args], capture_output=True,
+                          text=True, env=env, check=check, timeout=600)

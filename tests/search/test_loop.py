@@ -1,0 +1,110 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import TINY_SEARCH
+
+from nasforge.checkpoint import load_checkpoint
+from nasforge.config import load_config
+from nasforge.errors import NasforgeError
+from nasforge.search.loop import cosine_lr, derive_from_run, read_strengths, run_search
+from nasforge.spaces.darts.genotype import parse_genotype
+
+
+def _cfg(proxy, *extra):
+    return load_config(None, [*TINY_SEARCH, f"data.proxy={proxy}", *extra])
+
+
+def test_cosine_schedule_matches_darts():
+    assert cosine_lr(0, 50, 0.025, 0.001) == pytest.approx(0.025)
+    assert cosine_lr(25, 50, 0.025, 0.001) == pytest.approx(0.013)
+    assert cosine_lr(49, 50, 0.025, 0.001) == pytest.approx(
+        0.001 + 0.5 * 0.024 * (1 + torch.cos(torch.tensor(torch.pi * 49 / 50)).item()))
+
+
+def test_search_run_directory_contents_and_moving_strengths(tmp_path, proxy_file):
+    out = tmp_path / "run"
+    results = run_search(_cfg(proxy_file), out)
+    for name in ("config.yaml", "search_log.csv", "strengths.json", "strengths.jsonl",
+                 "checkpoint.pt", "genotype.txt", "results.json"):
+        assert (out / name).is_file(), name
+    history = [json.loads(ln) for ln in (out / "strengths.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1]
+    final = torch.tensor(history[-1]["normal"])
+    assert final.shape == (5, 8)  # 2 nodes → 2 + 3 edges
+    assert torch.allclose(final.sum(-1), torch.ones(5), atol=1e-5)
+    # the same seed with a zero architecture lr keeps α at its initial value: the search
+    # moved every α by about (Adam steps × lr), 2 epochs × 3 steps here
+    run_search(_cfg(proxy_file, "search.arch_lr=0"), tmp_path / "frozen")
+    moved = load_checkpoint(out / "checkpoint.pt")["strategy"]["alphas.normal"]
+    frozen = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")["strategy"]["alphas.normal"]
+    delta = (moved - frozen).abs()
+    assert 0.5 * 6e-4 < delta.max() <= 6 * 6e-4 * 1.01
+    assert (delta > 0).float().mean() > 0.9
+    # results: the genotype is the argmax derivation of the saved strengths
+    assert parse_genotype(results["genotype"]) == derive_from_run(out, "argmax")
+    assert (out / "genotype.txt").read_text().strip() == results["genotype"]
+    assert results["cost"]["epochs"] == 2
+    assert results["cost"]["examples_seen"] == 2 * 160  # weight half + arch half, 2 epochs
+    assert read_strengths(out)["primitives"][0] == "none"
+
+
+def test_existing_run_directory_needs_force(tmp_path, proxy_file):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "x").write_text("keep")
+    with pytest.raises(NasforgeError, match="already exists; pass --resume"):
+        run_search(_cfg(proxy_file), out)
+    assert (out / "x").read_text() == "keep"
+
+
+def test_second_order_search_runs_and_differs_from_first(tmp_path, proxy_file):
+    first = run_search(_cfg(proxy_file, "search.epochs=1"), tmp_path / "a")
+    second = run_search(_cfg(proxy_file, "search.epochs=1", "search.order=second"),
+                        tmp_path / "b")
+    a = read_strengths(tmp_path / "a")["normal"]
+    b = read_strengths(tmp_path / "b")["normal"]
+    assert not torch.equal(a, b)
+    assert first["cost"]["examples_seen"] == second["cost"]["examples_seen"]
+
+
+def test_same_seed_same_result(tmp_path, proxy_file):
+    run_search(_cfg(proxy_file, "search.epochs=1"), tmp_path / "a")
+    run_search(_cfg(proxy_file, "search.epochs=1"), tmp_path / "b")
+    assert torch.equal(read_strengths(tmp_path / "a")["reduce"],
+                       read_strengths(tmp_path / "b")["reduce"])
+
+
+def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, proxy_file):
+    sets = [a for s in [*TINY_SEARCH, "search.epochs=3"] for a in ("--set", s)]
+    base = [sys.executable, "-m", "nasforge.cli", "search", "--algo", "darts",
+            "--dataset", "digits", "--proxy", str(proxy_file), *sets]
+    subprocess.run([*base, "--out", str(tmp_path / "full")], check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    log = killed / "search_log.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:  # header + epoch 0
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "results.json").exists()
+    assert load_checkpoint(killed / "checkpoint.pt")["epoch"] < 2
+
+    done = subprocess.run([sys.executable, "-m", "nasforge.cli", "search", "--resume",
+                           str(killed)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in ("genotype.txt", "strengths.json"):
+        assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
+    full_log = (tmp_path / "full" / "search_log.csv").read_text().splitlines()
+    resumed_log = log.read_text().splitlines()
+    strip = [lambda rows: [r.rsplit(",", 1)[0] for r in rows]][0]  # drop wall-clock column
+    assert strip(resumed_log) == strip(full_log)
