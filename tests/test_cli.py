@@ -1,8 +1,8 @@
 import json
 
 import pytest
-from conftest import TINY_SEARCH, run_cli
 
+from conftest import TINY_SEARCH, run_cli
 from nasforge.cli import main
 
 

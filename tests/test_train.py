@@ -1,8 +1,8 @@
 import pytest
 import torch
-from conftest import TINY_TRAIN
 
 import nasforge
+from conftest import TINY_TRAIN
 from nasforge.config import load_config
 from nasforge.errors import NasforgeError
 from nasforge.runtime import read_csv

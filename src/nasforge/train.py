@@ -22,8 +22,17 @@ from nasforge.config import Config
 from nasforge.data import Augment, Batches, load_dataset
 from nasforge.describe import count_parameters
 from nasforge.errors import NasforgeError
-from nasforge.runtime import CsvLog, amp_dtype, autocast, check_finite, load_run_config, \
-    pick_device, prepare_run_dir, seed_everything, write_results
+from nasforge.runtime import (
+    CsvLog,
+    amp_dtype,
+    autocast,
+    check_finite,
+    load_run_config,
+    pick_device,
+    prepare_run_dir,
+    seed_everything,
+    write_results,
+)
 from nasforge.search.loop import cosine_lr, evaluate
 from nasforge.spaces.darts.eval_network import NetworkCIFAR, NetworkImageNet
 from nasforge.spaces.darts.genotype import Genotype, format_genotype, parse_genotype

@@ -2,9 +2,9 @@ import torch
 import torch.nn.functional as F
 
 from nasforge.config import SearchConfig
+from nasforge.runtime import autocast
 from nasforge.search.base import StepContext
 from nasforge.search.darts import DARTS
-from nasforge.runtime import autocast
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 

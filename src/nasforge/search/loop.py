@@ -18,14 +18,29 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import atomic_write_json, atomic_write_text, has_checkpoint, \
-    load_checkpoint, save_checkpoint
+from nasforge.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, load_dataset, read_index_file, split_weight_arch
 from nasforge.derive import derive
 from nasforge.errors import NasforgeError
-from nasforge.runtime import CsvLog, amp_dtype, autocast, check_finite, load_run_config, \
-    pick_device, prepare_run_dir, read_csv, seed_everything, write_results
+from nasforge.runtime import (
+    CsvLog,
+    amp_dtype,
+    autocast,
+    check_finite,
+    load_run_config,
+    pick_device,
+    prepare_run_dir,
+    read_csv,
+    seed_everything,
+    write_results,
+)
 from nasforge.search.base import STRATEGIES, StepContext
 from nasforge.spaces.darts.genotype import format_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork

@@ -1,0 +1,26 @@
+"""The README's main job, run exactly as a user runs it (about two minutes on 2 cores)."""
+
+import json
+
+from PIL import Image  # noqa: F401  (matplotlib's dependency; validates the PNGs)
+
+from nasforge.demo import run_demo
+from nasforge.spaces.darts.genotype import parse_genotype
+
+
+def test_demo_end_to_end_reaches_90_percent(tmp_path):
+    out = tmp_path / "demo"
+    results = run_demo(out, progress=False)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["test_acc"] == results["test_acc"] >= 90.0
+    genotype = parse_genotype(saved["genotype"])
+    assert len(genotype.normal.ops) == len(genotype.reduce.ops) == 8
+    assert saved["params_m"] > 0
+    assert set(saved["seconds"]) == {"search", "train", "total"}
+    for name in ("normal.png", "reduce.png", "curves.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    report = (out / "report.md").read_text()
+    assert f"{results['test_acc']:.2f}%" in report and saved["genotype"] in report
+    assert (out / "train" / "model.pt").is_file()
+    assert (out / "search" / "strengths.json").is_file()
