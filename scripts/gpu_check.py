@@ -27,7 +27,7 @@ base = ["data.upscale=32", "run.progress=false", "search.epochs=1", "search.chan
         "search.layers=8", "train.epochs=1", "train.channels=36", "train.layers=20"]
 report = {}
 for name, extra in [("first_bf16", []), ("second_bf16", ["search.order=second"]),
-                    ("first_fp16", ["run.amp=fp16"]), ("first_fp32", ["run.amp=off"])]:
+                    ("first_fp16", ["run.amp=fp16"]), ("first_fp32", ["run.amp=fp32"])]:
     cfg = load_config("demo", [*base, *extra])
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

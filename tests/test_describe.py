@@ -6,27 +6,11 @@ from torch import nn
 
 from nasforge.describe import count_flops, count_parameters, describe_genotype
 from nasforge.errors import NasforgeError
-from nasforge.spaces.darts.genotype import CellGenotype, Genotype
+from nasforge.spaces.darts.genotype import Genotype, load_genotype
 
 
 def darts_v2() -> Genotype:
-    normal = CellGenotype(
-        ops=(
-            ("sep_conv_3x3", 0, 2), ("sep_conv_3x3", 1, 2), ("sep_conv_3x3", 0, 3),
-            ("sep_conv_3x3", 1, 3), ("sep_conv_3x3", 1, 4), ("skip_connect", 0, 4),
-            ("skip_connect", 0, 5), ("dil_conv_3x3", 2, 5),
-        ),
-        concat=(2, 3, 4, 5),
-    )
-    reduce = CellGenotype(
-        ops=(
-            ("max_pool_3x3", 0, 2), ("max_pool_3x3", 1, 2), ("skip_connect", 2, 3),
-            ("max_pool_3x3", 1, 3), ("max_pool_3x3", 0, 4), ("skip_connect", 2, 4),
-            ("skip_connect", 2, 5), ("max_pool_3x3", 1, 5),
-        ),
-        concat=(2, 3, 4, 5),
-    )
-    return Genotype(normal, reduce)
+    return load_genotype("DARTS_V2")
 
 
 class WithAux(nn.Module):

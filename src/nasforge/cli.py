@@ -33,6 +33,14 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _add_run_dir_args(p: argparse.ArgumentParser, what: str) -> None:
+    """--out/--force/--resume and the config options of a long-running stage."""
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help=f"continue a killed {what}")
+    _add_config_args(p)
+
+
 def _config_from_args(args: argparse.Namespace, **extra_sets: object):
     from nasforge.config import load_config
 
@@ -180,10 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run an architecture search")
     p.add_argument("--algo", choices=STRATEGIES.names(), help="search algorithm")
     p.add_argument("--proxy", help="index file of the training subset to search on")
-    p.add_argument("--out", help="run directory to create")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed search")
-    _add_config_args(p)
+    _add_run_dir_args(p, "search")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("derive", help="derive a genotype from a search run's strengths")
@@ -194,10 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="retrain a genotype from scratch")
     p.add_argument("--genotype", help="genotype string, file, known name or search run dir")
-    p.add_argument("--out", help="run directory to create")
-    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed training run")
-    _add_config_args(p)
+    _add_run_dir_args(p, "training run")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="re-measure a trained model")

@@ -97,7 +97,7 @@ class RunConfig:
 
     seed: int = _opt(2, lo=0)
     device: str = _opt("auto", help="auto, cpu, cuda or cuda:N")
-    amp: str = _opt("auto", choices=("auto", "off", "bf16", "fp16"),
+    amp: str = _opt("auto", choices=("auto", "fp32", "bf16", "fp16"),
                     help="mixed precision on CUDA (auto = bf16 where supported)")
     channels_last: bool = _opt(True, help="channels_last memory format on CUDA")
     progress: bool = _opt(True, help="show progress bars")

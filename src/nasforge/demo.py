@@ -41,7 +41,7 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
 
     cells = draw_genotype(genotype, out)
     plot_curves({"search": out / "search" / "search_log.csv",
-                 "train": out / "train" / "train_log.csv"}, out / "curves.png")
+                 "retrain": out / "train" / "train_log.csv"}, out / "curves.png")
     results = {
         "genotype": search["genotype"],
         "params_m": train["params_m"],

@@ -40,7 +40,7 @@ def seed_everything(seed: int) -> None:
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """Autocast dtype for ``amp`` on ``device``; CPU runs in float32."""
-    if device.type != "cuda" or amp == "off":
+    if device.type != "cuda" or amp == "fp32":
         return None
     if amp == "fp16":
         return torch.float16

@@ -86,6 +86,7 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                                 weight_decay=t.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start_epoch, elapsed = 0, 0.0
     ckpt_path = out / CHECKPOINT
     if resume and has_checkpoint(ckpt_path):
@@ -118,10 +119,12 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
                 if aux is not None:
                     loss = loss + t.auxiliary_weight * F.cross_entropy(
                         aux.float(), y, label_smoothing=t.label_smoothing)
-            loss.backward()
+            scaler.scale(loss).backward()
             if t.grad_clip > 0:
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             n += len(y)

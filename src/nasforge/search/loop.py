@@ -110,6 +110,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                             weight_decay=s.w_weight_decay)
     a_opt = strategy.make_arch_optimizer()
 
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start_epoch, elapsed, seen = 0, 0.0, 0
     ckpt_path = out / CHECKPOINT
     if resume and has_checkpoint(ckpt_path):
@@ -154,10 +155,12 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
             with ctx_autocast():
                 logits = network(x, weights)
                 loss = F.cross_entropy(logits.float(), y)
-            loss.backward()
+            scaler.scale(loss).backward()
             if s.grad_clip > 0:
+                scaler.unscale_(w_opt)
                 torch.nn.utils.clip_grad_norm_(network.parameters(), s.grad_clip)
-            w_opt.step()
+            scaler.step(w_opt)
+            scaler.update()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             n += len(y)

@@ -11,29 +11,13 @@ from nasforge.spaces.darts.eval_network import (
     NetworkCIFAR,
     NetworkImageNet,
 )
-from nasforge.spaces.darts.genotype import CellGenotype, Genotype
+from nasforge.spaces.darts.genotype import CellGenotype, Genotype, load_genotype
 
 C = 4
 
 
 def darts_v2() -> Genotype:
-    normal = CellGenotype(
-        ops=(
-            ("sep_conv_3x3", 0, 2), ("sep_conv_3x3", 1, 2), ("sep_conv_3x3", 0, 3),
-            ("sep_conv_3x3", 1, 3), ("sep_conv_3x3", 1, 4), ("skip_connect", 0, 4),
-            ("skip_connect", 0, 5), ("dil_conv_3x3", 2, 5),
-        ),
-        concat=(2, 3, 4, 5),
-    )
-    reduce = CellGenotype(
-        ops=(
-            ("max_pool_3x3", 0, 2), ("max_pool_3x3", 1, 2), ("skip_connect", 2, 3),
-            ("max_pool_3x3", 1, 3), ("max_pool_3x3", 0, 4), ("skip_connect", 2, 4),
-            ("skip_connect", 2, 5), ("max_pool_3x3", 1, 5),
-        ),
-        concat=(2, 3, 4, 5),
-    )
-    return Genotype(normal, reduce)
+    return load_genotype("DARTS_V2")
 
 
 # Two ops on edge 0→2, node 3 inactive, node 4 fed by node 2 and input 1.
