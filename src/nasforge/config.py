@@ -46,6 +46,7 @@ class SearchConfig:
     """Super-network search (§3.4.1; DARTS code's weight lr 0.025 → 0.001)."""
 
     algo: str = _opt("darts", help="search strategy")
+    space: str = _opt("darts", help="cell search space (candidate ops)")
     epochs: int = _opt(50, lo=1)
     batch_size: int = _opt(64, lo=1)
     channels: int = _opt(16, lo=1)
@@ -92,6 +93,38 @@ class TrainConfig:
 
 
 @dataclass
+class EntropyConfig:
+    """The auxiliary model that scores examples (§3.4.1: CIFAR ResNets, 200 epochs)."""
+
+    model: str = _opt("resnet20", help="auxiliary model")
+    epochs: int = _opt(200, lo=1)
+    batch_size: int = _opt(128, lo=1)
+    lr: float = _opt(0.1, lo=0.0)
+    momentum: float = _opt(0.9, lo=0.0, hi=1.0)
+    weight_decay: float = _opt(1e-4, lo=0.0)
+    milestones: tuple[int, int] = _opt((100, 150), help="epochs where lr is divided by 10")
+    crop_pad: int = _opt(4, lo=0)
+    flip: bool = _opt(True)
+    pretrain: str = _opt("supervised", choices=("supervised", "simclr"),
+                         help="simclr: contrastive pretraining, then a linear head (§3.5.4)")
+    simclr_epochs: int = _opt(100, lo=1)
+    simclr_temperature: float = _opt(0.5, lo=0.0)
+    linear_epochs: int = _opt(100, lo=1)
+
+
+@dataclass
+class ProxyConfig:
+    """How a proxy subset is selected from an entropy list (chapter 3)."""
+
+    method: str = _opt("p1", help="selector")
+    size: float = _opt(0.1, lo=0.0, help="count (>= 1) or fraction (< 1) of the training split")
+    bin_width: float | None = _opt(None, lo=0.0, help="log10 bin width; None = per data set")
+    beta: float = _opt(0.5, lo=0.0, hi=1.0, help="beta selector: bottom beta*K + top (1-beta)*K")
+    class_balanced: bool = _opt(False)
+    model: str = _opt("resnet20", help="auxiliary model when scoring on the fly")
+
+
+@dataclass
 class RunConfig:
     """How a run executes: seed, device and speed switches."""
 
@@ -110,6 +143,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    entropy: EntropyConfig = field(default_factory=EntropyConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

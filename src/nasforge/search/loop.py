@@ -44,6 +44,7 @@ from nasforge.runtime import (
 from nasforge.search.base import STRATEGIES, StepContext
 from nasforge.spaces.darts.genotype import format_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
+from nasforge.spaces.darts.spaces import SPACES
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -101,7 +102,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                      **{**common, "augment": None})
 
     network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
-                            in_channels=data.channels,
+                            in_channels=data.channels, primitives=SPACES.get(s.space).primitives,
                             stem="imagenet" if data.size >= 128 else "cifar").to(device)
     if common["channels_last"]:
         network = network.to(memory_format=torch.channels_last)

@@ -1,0 +1,33 @@
+"""Named cell search spaces: which candidate ops a super-network's mixed ops hold.
+
+``--set search.space=NAME`` picks one; the restricted spaces of RobustDARTS (S1–S4) and the
+tabular benchmark's small space register here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nasforge.registry import Registry
+from nasforge.spaces.darts.genotype import PRIMITIVES
+
+
+@dataclass(frozen=True)
+class CellSpace:
+    """Candidate ops of every edge, and a default number of intermediate nodes."""
+
+    name: str
+    primitives: tuple[str, ...]
+    nodes: int = 4
+    description: str = ""
+
+
+SPACES: Registry[CellSpace] = Registry("search space")
+
+
+def register_space(space: CellSpace) -> CellSpace:
+    SPACES.register(space.name)(space)
+    return space
+
+
+register_space(CellSpace("darts", PRIMITIVES, 4, "the 8 DARTS ops, 4 intermediate nodes"))
