@@ -77,9 +77,95 @@ def cmd_search(args: argparse.Namespace) -> None:
     else:
         if not args.out:
             raise NasforgeError("search: --out RUN_DIR is required (or --resume RUN_DIR)")
-        cfg = _config_from_args(args, **{"search.algo": args.algo, "data.proxy": args.proxy})
+        if args.proxy and args.proxy_method:
+            raise NasforgeError("search: give either --proxy INDEX_FILE or --proxy-method, "
+                                "not both")
+        cfg = _config_from_args(args, **{
+            "search.algo": args.algo, "data.proxy": args.proxy,
+            "proxy.method": args.proxy_method, "proxy.entropy": args.proxy_entropy,
+            "proxy.size": _number(args.proxy_size, "--proxy-size")})
         results = run_search(cfg, args.out, force=args.force)
     print(results["genotype"])
+
+
+def _number(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise NasforgeError(f"{option} must be a count or a fraction, got {text!r}") from None
+
+
+def cmd_entropy(args: argparse.Namespace) -> None:
+    from nasforge.proxy.scoring import score_entropy
+
+    cfg = _config_from_args(args, **{"entropy.model": args.model})
+    results = score_entropy(cfg, Path(args.out), checkpoint=args.checkpoint, force=args.force,
+                            resume=args.resume)
+    print(f"wrote {results['examples']} entropies to {args.out} "
+          f"(auxiliary {results['model']}: test accuracy {results['test_acc']:.2f}%)")
+
+
+def cmd_select(args: argparse.Namespace) -> None:
+    from nasforge.proxy.selectors import select_to_file
+
+    summary = select_to_file(
+        args.entropy, args.method, _number(args.size, "--size"), out=args.out, seed=args.seed,
+        dataset=args.dataset, bin_width=args.bin_width, beta=args.beta,
+        class_balanced=args.class_balanced, features_path=args.features,
+        forgetting_path=args.forgetting)
+    print(f"selected {summary['k']} examples with {args.method} -> {args.out}")
+
+
+def _selections(paths: list[str], n: int) -> dict:
+    from nasforge.data import read_index_file
+
+    return {Path(p).stem: read_index_file(p, n) for p in paths}
+
+
+def cmd_plot_entropy(args: argparse.Namespace) -> None:
+    from nasforge.analysis.proxy_plots import plot_entropy_histogram
+    from nasforge.proxy.entropy import read_entropy_list
+    from nasforge.proxy.histogram import bin_width_for
+
+    ent = read_entropy_list(args.entropy)
+    width = bin_width_for(args.dataset or "", args.bin_width)
+    path = plot_entropy_histogram(ent.entropy, _selections(args.selection, len(ent.entropy)),
+                                  width, args.out)
+    print(path)
+
+
+def cmd_plot_classes(args: argparse.Namespace) -> None:
+    from nasforge.analysis.proxy_plots import plot_class_proportions
+    from nasforge.proxy.entropy import read_entropy_list
+
+    ent = read_entropy_list(args.entropy)
+    print(plot_class_proportions(ent.label, _selections(args.selection, len(ent.label)),
+                                 args.out))
+
+
+def cmd_plot_tsne(args: argparse.Namespace) -> None:
+    from nasforge.analysis.proxy_plots import plot_tsne
+    from nasforge.proxy.entropy import load_features
+
+    feats = load_features(args.features)
+    print(plot_tsne(feats, _selections(args.selection, len(feats)), args.out, seed=args.seed))
+
+
+def cmd_bench_query(args: argparse.Namespace) -> None:
+    from nasforge.benchmarks.tabular import TabularBenchmark
+
+    info = TabularBenchmark.load(args.bench).query(_genotype_arg(args.genotype))
+    _print_json_or_lines(info, args.json)
+
+
+def cmd_study_proxy(args: argparse.Namespace) -> None:
+    from nasforge.proxy.study import run_proxy_study
+
+    cfg = _config_from_args(args)
+    rows = run_proxy_study(cfg, args.out, progress=not args.no_progress)
+    print(f"{len(rows)} runs -> {Path(args.out) / 'results.csv'}, {Path(args.out) / 'study.png'}")
 
 
 def cmd_derive(args: argparse.Namespace) -> None:
@@ -188,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="run an architecture search")
     p.add_argument("--algo", choices=STRATEGIES.names(), help="search algorithm")
     p.add_argument("--proxy", help="index file of the training subset to search on")
+    p.add_argument("--proxy-method", help="select a proxy subset first with this selector")
+    p.add_argument("--proxy-size", help="proxy size: a count or a fraction (default 0.1)")
+    p.add_argument("--proxy-entropy", help="entropy list to select from (default: score it)")
     _add_run_dir_args(p, "search")
     p.set_defaults(func=cmd_search)
 
@@ -217,6 +306,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("entropy", help="score every training example by entropy (chapter 3)")
+    p.add_argument("--model", help="auxiliary model: resnet20, resnet32, resnet44, resnet56")
+    p.add_argument("--checkpoint", help="score with these weights instead of training")
+    p.add_argument("--out", required=True, help="entropy list to write (index, entropy, label)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--resume", action="store_true", help="continue a killed scoring run")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_entropy)
+
+    p = sub.add_parser("select", help="select a proxy subset from an entropy list")
+    p.add_argument("--entropy", required=True, help="entropy list (index, entropy, label)")
+    p.add_argument("--method", required=True, help="selector, e.g. p1, random, bottom-k")
+    p.add_argument("--size", required=True, help="a count (>= 1) or a fraction (< 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--beta", type=float, default=0.5, help="beta selector's bottom share")
+    p.add_argument("--bin-width", type=float, help="log10-entropy bin width")
+    p.add_argument("--dataset", help="picks the default bin width (cifar10: 0.5, ...)")
+    p.add_argument("--class-balanced", action="store_true")
+    p.add_argument("--features", help="features .npy for k-center")
+    p.add_argument("--forgetting", help="forgetting counts for the forgetting selector")
+    p.add_argument("--out", required=True, help="index file to write")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("plot", help="pictures of proxy data")
+    plot_sub = p.add_subparsers(dest="plot_command", required=True, parser_class=_Parser)
+    q = plot_sub.add_parser("entropy", help="entropy histogram of the data and selections")
+    q.add_argument("--entropy", required=True)
+    q.add_argument("--selection", action="append", default=[], help="index file (repeatable)")
+    q.add_argument("--bin-width", type=float)
+    q.add_argument("--dataset")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_entropy)
+    q = plot_sub.add_parser("classes", help="class proportions of selections")
+    q.add_argument("--entropy", required=True, help="entropy list (for the labels)")
+    q.add_argument("--selection", action="append", default=[])
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_plot_classes)
+    q = plot_sub.add_parser("tsne", help="t-SNE of features with selections highlighted")
+    q.add_argument("--features", required=True)
+    q.add_argument("--selection", action="append", default=[])
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_plot_tsne)
+
+    p = sub.add_parser("bench", help="tabular benchmarks")
+    bench_sub = p.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    q = bench_sub.add_parser("query", help="tabulated accuracies of a cell")
+    q.add_argument("genotype", help="genotype string, file or search run directory")
+    q.add_argument("--bench", default="tabular-digits")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench_query)
+
+    p = sub.add_parser("study", help="multi-run studies")
+    study_sub = p.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    q = study_sub.add_parser("proxy", help="chapter-3 study: selectors x sizes x seeds")
+    q.add_argument("--out", required=True)
+    _add_config_args(q)
+    q.set_defaults(func=cmd_study_proxy)
 
     p = sub.add_parser("data", help="data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

@@ -116,12 +116,24 @@ class EntropyConfig:
 class ProxyConfig:
     """How a proxy subset is selected from an entropy list (chapter 3)."""
 
-    method: str = _opt("p1", help="selector")
+    method: str | None = _opt(None, help="selector; set to build a proxy subset before a search")
     size: float = _opt(0.1, lo=0.0, help="count (>= 1) or fraction (< 1) of the training split")
+    entropy: str | None = _opt(None, help="entropy list to select from; None = score on the fly")
     bin_width: float | None = _opt(None, lo=0.0, help="log10 bin width; None = per data set")
     beta: float = _opt(0.5, lo=0.0, hi=1.0, help="beta selector: bottom beta*K + top (1-beta)*K")
     class_balanced: bool = _opt(False)
-    model: str = _opt("resnet20", help="auxiliary model when scoring on the fly")
+
+
+@dataclass
+class StudyConfig:
+    """The chapter-3 study: selectors × sizes × seeds × algorithms on a tabular benchmark."""
+
+    methods: list[str] = _opt(["random", "top-k", "bottom-k", "forgetting", "k-center",
+                               "beta", "p1", "p2", "p3", "easy-middle"])
+    sizes: list[float] = _opt([0.05, 0.1, 0.2, 0.4], help="fractions or counts")
+    seeds: list[int] = _opt([0, 1])
+    algos: list[str] = _opt(["darts"])
+    bench: str = _opt("tabular-digits", help="tabular benchmark that scores found cells")
 
 
 @dataclass
@@ -145,6 +157,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     entropy: EntropyConfig = field(default_factory=EntropyConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -161,6 +174,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or not value:
+            raise NasforgeError(f"{key} must be a non-empty list, got {value!r}")
+        return [_coerce(v, inner, key) for v in value]
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple) or len(value) != len(args):
@@ -276,9 +294,7 @@ def config_to_dict(cfg: Config) -> dict:
     """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
 
     def plain(v: Any) -> Any:
-        if isinstance(v, tuple):
-            return list(v)
-        return v
+        return list(v) if isinstance(v, tuple | list) else v
 
     return {
         sec.name: {f.name: plain(getattr(getattr(cfg, sec.name), f.name))

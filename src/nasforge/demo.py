@@ -1,4 +1,5 @@
-"""The end-to-end demo: DARTS search on digits → argmax derivation → retrain → report.
+"""The end-to-end demo: entropy scoring → P1 proxy selection → DARTS search on digits →
+argmax derivation → retrain → report.
 
 It is the smallest complete run of the whole pipeline, sized to finish within five minutes
 on two CPU cores, and the shape every later stage (proxy data, BtNAS, AutoSNN) plugs into.
@@ -40,6 +41,7 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
     t2 = time.perf_counter()
 
     cells = draw_genotype(genotype, out)
+    selection = _plot_selection(cfg, out)
     plot_curves({"search": out / "search" / "search_log.csv",
                  "retrain": out / "train" / "train_log.csv"}, out / "curves.png")
     results = {
@@ -48,23 +50,43 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
         "test_acc": train["test_acc"],
         "search_val_acc": search["val_acc"],
         "search_cost": search["cost"],
+        "proxy": {"method": cfg.proxy.method, "size": search["cost"]["train_examples"]},
         "seconds": {"search": t1 - t0, "train": t2 - t1, "total": time.perf_counter() - t0},
         "files": {"normal_cell": cells["normal"].name, "reduce_cell": cells["reduce"].name,
-                  "curves": "curves.png", "search_run": "search", "train_run": "train"},
+                  "curves": "curves.png", "entropy": selection.name,
+                  "search_run": "search", "train_run": "train"},
     }
     write_results(out, results)
     atomic_write_text(out / "report.md", _report(cfg, results))
     return results
 
 
+def _plot_selection(cfg, out: Path) -> Path:
+    """Entropy histogram of the digits training split with the demo's P1 selection."""
+    from nasforge.analysis.proxy_plots import plot_entropy_histogram
+    from nasforge.data import read_index_file
+    from nasforge.proxy.entropy import read_entropy_list
+    from nasforge.proxy.histogram import bin_width_for
+
+    entropy = read_entropy_list(out / "search" / "entropy.tsv").entropy
+    chosen = read_index_file(out / "search" / "proxy.txt", len(entropy))
+    return plot_entropy_histogram(entropy, {cfg.proxy.method: chosen},
+                                  bin_width_for(cfg.data.dataset, cfg.proxy.bin_width),
+                                  out / "entropy.png", title="digits: entropy and proxy subset")
+
+
 def _report(cfg, r: dict) -> str:
     s, t = cfg.search, cfg.train
     return f"""# nasforge demo
 
-DARTS ({s.order}-order) on `{cfg.data.dataset}`, seed {cfg.run.seed}.
+DARTS ({s.order}-order) on `{cfg.data.dataset}`, seed {cfg.run.seed}, searched on a
+{cfg.proxy.method.upper()} proxy subset of {r['proxy']['size']} training examples chosen by the
+entropy of a {cfg.entropy.model} trained for {cfg.entropy.epochs} epochs.
 
 | stage | setting | result | time |
 |---|---|---|---|
+| proxy | {cfg.entropy.model} entropies, {cfg.proxy.method} selection \
+| {r['proxy']['size']} examples | {r['search_cost']['selection']['seconds']:.0f} s |
 | search | {s.epochs} epochs, {s.layers} cells, C={s.channels}, batch {s.batch_size} \
 | super-net val acc {r['search_val_acc']:.2f}% | {r['seconds']['search']:.0f} s |
 | retrain | {t.epochs} epochs, {t.layers} cells, C={t.channels}, batch {t.batch_size} \
@@ -83,6 +105,10 @@ DARTS ({s.order}-order) on `{cfg.data.dataset}`, seed {cfg.run.seed}.
 ## Curves
 
 ![curves](curves.png)
+
+## Proxy data
+
+![entropy](entropy.png)
 
 Run directories: `search/` (config, log, strengths, checkpoint) and `train/` (config, log,
 model). Reload the model with `nasforge.load_model("{Path('train')}")`.

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nasforge.config import Config
-from nasforge.data import Augment, Batches, load_dataset
+from nasforge.data import Augment, load_dataset, make_batches
 from nasforge.describe import count_parameters
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
@@ -73,11 +73,11 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
     channels_last = cfg.run.channels_last and device.type == "cuda"
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
-    train_batches = Batches(data.train, t.batch_size, seed=cfg.run.seed,
+    train_batches = make_batches(data.train, t.batch_size, seed=cfg.run.seed,
                             augment=Augment(t.crop_pad, t.flip, t.cutout), **common)
     eval_split = data.val if data.val is not None else data.test
-    eval_batches = Batches(eval_split, max(t.batch_size, 256), shuffle=False, **common)
-    test_batches = Batches(data.test, max(t.batch_size, 256), shuffle=False, **common)
+    eval_batches = make_batches(eval_split, max(t.batch_size, 256), shuffle=False, **common)
+    test_batches = make_batches(data.test, max(t.batch_size, 256), shuffle=False, **common)
 
     arch = {"network": t.protocol, "channels": t.channels, "num_classes": data.num_classes,
             "layers": t.layers, "auxiliary": t.auxiliary, "in_channels": data.channels}
@@ -187,7 +187,7 @@ def evaluate_run(run_dir: str | Path, *, split: str = "test", device: str = "aut
     chosen = getattr(data, split, None)
     if chosen is None:
         raise NasforgeError(f"{cfg.data.dataset} has no '{split}' split; use train, val or test")
-    batches = Batches(chosen, 256, mean=data.mean, std=data.std, device=dev, shuffle=False)
+    batches = make_batches(chosen, 256, mean=data.mean, std=data.std, device=dev, shuffle=False)
     loss, acc = evaluate(lambda x: model(x)[0], batches, None)
     return {"run": str(run_dir), "split": split, "loss": loss, "acc": acc,
             "examples": len(chosen)}

@@ -110,7 +110,7 @@ def test_bad_upscale_is_rejected(bad):
 
 def test_unknown_dataset_lists_choices():
     with pytest.raises(NasforgeError) as excinfo:
-        load_dataset("imagenet")
+        load_dataset("imagenet-21k")
     message = one_line_error(excinfo)
     assert "imagenet" in message
     for name in ("cifar10", "cifar100", "digits", "svhn"):

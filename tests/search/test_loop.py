@@ -112,3 +112,26 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, proxy_file)
         return [r.rsplit(",", 1)[0] for r in rows]
 
     assert strip(resumed_log) == strip(full_log)
+
+
+def test_search_with_proxy_trains_on_exactly_the_listed_examples(tmp_path, proxy_file,
+                                                                  monkeypatch):
+    import nasforge.search.loop as loop
+
+    seen: list[torch.Tensor] = []
+    real = loop.Batches
+
+    def spy(split, batch_size, **kwargs):
+        batches = real(split, batch_size, **kwargs)
+        if kwargs.get("shuffle", True):  # the weight and architecture training batches
+            seen.append(kwargs["indices"].clone())
+        return batches
+
+    monkeypatch.setattr(loop, "Batches", spy)
+    run_search(_cfg(proxy_file, "search.epochs=1"), tmp_path / "run")
+    listed = {int(x) for x in proxy_file.read_text().split()}
+    weight, arch = ({int(i) for i in s} for s in seen)
+    assert weight | arch == listed and not weight & arch
+    assert abs(len(weight) - len(arch)) <= 1
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["cost"]["train_examples"] == len(listed) == 160

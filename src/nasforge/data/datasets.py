@@ -3,6 +3,8 @@
 Every data set here is small enough to hold in (device) memory, so the rest of nasforge works on
 plain tensors instead of per-example file reads. Only ``digits`` ships with a library
 (scikit-learn); the others are read from the official archives extracted under the data root.
+Data sets too big for memory (ImageNet) are lists of image files instead: a :class:`FolderSplit`,
+registered in :mod:`nasforge.data.folders` and batched by its ``FolderBatches``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import os
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from nasforge.registry import Registry
 __all__ = [
     "DATASETS",
     "Dataset",
+    "FolderSplit",
     "Split",
     "data_root",
     "dataset_info",
@@ -66,13 +69,43 @@ class Split:
 
 
 @dataclass
+class FolderSplit:
+    """One split kept on disk: image paths and labels, decoded batch by batch when training.
+
+    ``size`` is the side of the square images the transforms produce and ``policy`` picks the
+    transforms (see :class:`nasforge.data.image_transforms.ImageTransform`). ``mean`` and
+    ``std`` are the data set's published statistics, since measuring them would mean decoding
+    every image.
+    """
+
+    paths: list[str]
+    y: torch.Tensor  # int64 [N]
+    classes: list[str]
+    size: int
+    policy: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.y.dtype != torch.int64 or self.y.shape != (len(self.paths),):
+            raise ValueError(
+                f"FolderSplit.y must be int64 [{len(self.paths)}], got {self.y.dtype} "
+                f"{tuple(self.y.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
 class Dataset:
     """A loaded data set with the per-channel statistics used to normalise it."""
 
     name: str
-    train: Split
-    val: Split | None
-    test: Split
+    train: Split | FolderSplit
+    val: Split | FolderSplit | None
+    test: Split | FolderSplit
     num_classes: int
     classes: list[str]
     mean: tuple[float, ...]
@@ -80,14 +113,19 @@ class Dataset:
 
     @property
     def channels(self) -> int:
+        if isinstance(self.train, FolderSplit):
+            return self.train.channels
         return int(self.train.x.shape[1])
 
     @property
     def size(self) -> int:
+        if isinstance(self.train, FolderSplit):
+            return self.train.size
         return int(self.train.x.shape[-1])
 
 
-RawSplits = tuple[Split, Split | None, Split, list[str]]
+AnySplit = Split | FolderSplit
+RawSplits = tuple[AnySplit, AnySplit | None, AnySplit, list[str]]
 DATASETS: Registry[Callable[[Path], RawSplits]] = Registry("dataset")
 
 
@@ -108,7 +146,7 @@ def load_dataset(
     loader = DATASETS.get(name)
     train, val, test, classes = loader(data_root(root))
     if upscale is not None:
-        native = int(train.x.shape[-1])
+        native = train.size if isinstance(train, FolderSplit) else int(train.x.shape[-1])
         if isinstance(upscale, bool) or not isinstance(upscale, int) or upscale < native:
             raise NasforgeError(
                 f"upscale {upscale!r} is not allowed for {name}: use an integer >= {native} "
@@ -117,7 +155,10 @@ def load_dataset(
         if upscale != native:
             train, test = _resize(train, upscale), _resize(test, upscale)
             val = None if val is None else _resize(val, upscale)
-    mean, std = channel_stats(train.x)
+    if isinstance(train, FolderSplit):
+        mean, std = train.mean, train.std
+    else:
+        mean, std = channel_stats(train.x)
     return Dataset(name, train, val, test, len(classes), classes, mean, std)
 
 
@@ -161,8 +202,10 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(means), tuple(stds)
 
 
-def _resize(split: Split, size: int) -> Split:
+def _resize(split: AnySplit, size: int) -> AnySplit:
     """Bilinear resize, rounded back to uint8; chunked to bound the float32 working memory."""
+    if isinstance(split, FolderSplit):
+        return replace(split, size=size)  # its transforms resize while batching
     parts = []
     for start in range(0, len(split), 4096):
         chunk = split.x[start : start + 4096].float()

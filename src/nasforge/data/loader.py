@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
 from nasforge.data.augment import Augment
-from nasforge.data.datasets import Split
+from nasforge.data.datasets import FolderSplit, Split
 from nasforge.errors import NasforgeError
 
-__all__ = ["Batches", "epoch_seed"]
+__all__ = ["Batches", "epoch_seed", "make_batches"]
+
+# Options only FolderBatches understands; in-memory splits ignore them.
+FOLDER_ONLY_OPTIONS = ("image_size", "train", "num_workers", "jitter")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -124,3 +128,18 @@ def _check_indices(indices: torch.Tensor, size: int) -> torch.Tensor:
         bad = int(indices.min()) if int(indices.min()) < 0 else int(indices.max())
         raise NasforgeError(f"index {bad} is out of range: the split has indices 0..{size - 1}")
     return indices
+
+
+def make_batches(split: Split | FolderSplit, batch_size: int, **kwargs: Any) -> Any:
+    """``Batches`` for an in-memory split, ``FolderBatches`` for one read from image files.
+
+    The keyword arguments are those of ``Batches``; the folder-only options
+    (:data:`FOLDER_ONLY_OPTIONS`) are dropped for in-memory splits, so a loop can pass them always.
+    """
+    if isinstance(split, FolderSplit):
+        from nasforge.data.folders import FolderBatches  # folders imports this module
+
+        return FolderBatches(split, batch_size, **kwargs)
+    for name in FOLDER_ONLY_OPTIONS:
+        kwargs.pop(name, None)
+    return Batches(split, batch_size, **kwargs)

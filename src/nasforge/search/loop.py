@@ -26,7 +26,15 @@ from nasforge.checkpoint import (
     save_checkpoint,
 )
 from nasforge.config import Config
-from nasforge.data import Augment, Batches, load_dataset, read_index_file, split_weight_arch
+from nasforge.data import (
+    Augment,
+    Batches,
+    FolderBatches,
+    load_dataset,
+    make_batches,
+    read_index_file,
+    split_weight_arch,
+)
 from nasforge.derive import derive
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
@@ -62,7 +70,7 @@ def training_indices(cfg: Config, num_train: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(forward, batches: Batches, dtype) -> tuple[float, float]:
+def evaluate(forward, batches: Batches | FolderBatches, dtype) -> tuple[float, float]:
     """Mean loss and accuracy (%) of ``forward(x) -> logits`` over ``batches``."""
     total_loss = torch.zeros((), device=batches.device)
     correct = torch.zeros((), device=batches.device)
@@ -88,6 +96,14 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     seed_everything(cfg.run.seed)
 
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    if not resume and cfg.proxy.method and not cfg.data.proxy:
+        from nasforge.config import save_config
+        from nasforge.proxy.build import build_proxy
+
+        proxy_path, proxy_record = build_proxy(cfg, data, out)
+        cfg.data.proxy = str(proxy_path.resolve())
+        save_config(cfg, out / "config.yaml")
+        atomic_write_json(out / "proxy.json", proxy_record)
     indices = training_indices(cfg, len(data.train))
     if len(indices) < 2:
         raise NasforgeError(f"the search needs at least 2 training examples; got {len(indices)}")
@@ -95,10 +111,10 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     augment = Augment(crop_pad=s.crop_pad, flip=s.flip)
     common = dict(mean=data.mean, std=data.std, device=device, augment=augment,
                   channels_last=cfg.run.channels_last and device.type == "cuda")
-    w_batches = Batches(data.train, s.batch_size, indices=w_idx, seed=cfg.run.seed, **common)
-    a_batches = Batches(data.train, s.batch_size, indices=a_idx, seed=cfg.run.seed + 1,
+    w_batches = make_batches(data.train, s.batch_size, indices=w_idx, seed=cfg.run.seed, **common)
+    a_batches = make_batches(data.train, s.batch_size, indices=a_idx, seed=cfg.run.seed + 1,
                         **common)
-    a_eval = Batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
+    a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
                      **{**common, "augment": None})
 
     network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
@@ -185,7 +201,8 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                          "network": network.state_dict(), "strategy": strategy.state_dict(),
                          "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
                          "rng": torch.get_rng_state(), "elapsed": elapsed, "seen": seen,
-                         "primitives": list(network.primitives)},
+                         "primitives": list(network.primitives),
+                         "train_examples": len(indices)},
                         ckpt_path)
     bar.close()
     return finish_search(out)
@@ -217,7 +234,8 @@ def finish_search(run_dir: Path) -> dict:
         "genotype": last["genotype"], "rule": cfg.search.rule,
         "val_acc": float(final["val_acc"]), "val_loss": float(final["val_loss"]),
         "cost": {"seconds": state["elapsed"], "epochs": int(final["epoch"]) + 1,
-                 "examples_seen": state["seen"], "proxy": cfg.data.proxy},
+                 "examples_seen": state["seen"], "train_examples": state["train_examples"],
+                 "proxy": cfg.data.proxy, "selection": _read_json(run_dir / "proxy.json")},
     }
     write_results(run_dir, results)
     return results
@@ -231,6 +249,10 @@ def resume_search(run_dir: str | Path) -> dict:
     if has_checkpoint(ckpt) and load_checkpoint(ckpt)["epoch"] + 1 >= cfg.search.epochs:
         return finish_search(run_dir)
     return run_search(cfg, run_dir, resume=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def read_strengths(run_dir: str | Path) -> dict:

@@ -31,3 +31,7 @@ def register_space(space: CellSpace) -> CellSpace:
 
 
 register_space(CellSpace("darts", PRIMITIVES, 4, "the 8 DARTS ops, 4 intermediate nodes"))
+register_space(CellSpace(
+    "tabular-digits", ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"), 2,
+    "tabular benchmark space: 3 ops, 2 nodes, 243 normal cells (nasforge.benchmarks)",
+))

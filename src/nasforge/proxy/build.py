@@ -1,0 +1,66 @@
+"""Build a proxy subset inside a run: score (or read) entropies, select, write the index file.
+
+This is what ``--proxy-method M --proxy-size K`` does before a search, so any search
+algorithm can run on an entropy-selected subset in one command.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from nasforge.config import Config
+from nasforge.data import Dataset, write_index_file
+
+ENTROPY_FILE = "entropy.tsv"
+PROXY_FILE = "proxy.txt"
+
+
+def build_proxy(cfg: Config, data: Dataset, run_dir: Path) -> tuple[Path, dict]:
+    """Select ``cfg.proxy.size`` training examples with ``cfg.proxy.method`` into run_dir.
+
+    Entropies come from ``cfg.proxy.entropy`` when given, else the auxiliary model of
+    ``cfg.entropy`` is trained and scores the data (its files land in the run directory);
+    ``random`` needs no entropies. Returns the index file and a cost/summary record.
+    """
+    from nasforge.proxy.histogram import bin_width_for
+    from nasforge.proxy.selectors import select
+
+    p = cfg.proxy
+    t0 = time.perf_counter()
+    n = len(data.train)
+    features = forgetting = None
+    scored = False
+    if p.entropy:
+        from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
+
+        entropy = read_entropy_list(p.entropy, n).entropy
+        side = Path(p.entropy).parent / (Path(p.entropy).name + ".run")  # nasforge entropy's
+        if p.method == "k-center" and (side / "features.npy").is_file():
+            features = load_features(side / "features.npy")
+        if p.method == "forgetting" and (side / "forgetting.tsv").is_file():
+            forgetting = read_forgetting(side / "forgetting.tsv")
+    elif p.method == "random":
+        entropy = torch.zeros(n, dtype=torch.float64)
+    else:
+        from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
+        from nasforge.proxy.scoring import score_entropy
+
+        path = run_dir / ENTROPY_FILE
+        score_entropy(cfg, path, force=True)
+        scored = True
+        entropy = read_entropy_list(path, n).entropy
+        side = path.parent / (path.name + ".run")
+        if p.method == "k-center":
+            features = load_features(side / "features.npy")
+        if p.method == "forgetting":
+            forgetting = read_forgetting(side / "forgetting.tsv")
+    indices = select(p.method, p.size, entropy=entropy, labels=data.train.y, seed=cfg.run.seed,
+                     bin_width=bin_width_for(cfg.data.dataset, p.bin_width), beta=p.beta,
+                     class_balanced=p.class_balanced, features=features, forgetting=forgetting)
+    path = run_dir / PROXY_FILE
+    write_index_file(path, indices)
+    return path, {"method": p.method, "size": len(indices), "scored_entropy": scored,
+                  "seconds": time.perf_counter() - t0}

@@ -1,0 +1,407 @@
+"""``nasforge entropy``: train an auxiliary model and score every training example (§3.2).
+
+Supervised mode follows the authors' recipe (He et al.'s CIFAR schedule): SGD with lr 0.1,
+momentum 0.9, weight decay 1e-4, lr ÷ 10 at each milestone, batch 128, pad-crop and flip, on
+the whole training split. SimCLR mode (§3.5.4) pretrains the backbone without labels, then fits
+a linear classifier on its frozen features. Either way, forgetting events are counted while the
+classifier learns, and afterwards the training split is scored in dataset order without
+augmentation: entropy list at ``out``, everything else in the run directory ``out.run``.
+
+Every epoch ends with an atomic checkpoint that includes the forgetting state; batches depend
+only on (seed, epoch), so ``resume=True`` reproduces an uninterrupted run exactly on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.config import Config
+from nasforge.data import Augment, Batches, Split, load_dataset
+from nasforge.data.loader import epoch_seed
+from nasforge.errors import NasforgeError
+from nasforge.proxy.entropy import (
+    ForgettingCounter,
+    entropy_from_logits,
+    save_features,
+    write_entropy_list,
+    write_forgetting,
+)
+from nasforge.proxy.models import AUX_MODELS, CifarResNet
+from nasforge.proxy.simclr import ProjectionHead, simclr_epoch
+from nasforge.runtime import (
+    CsvLog,
+    amp_dtype,
+    autocast,
+    check_finite,
+    load_run_config,
+    pick_device,
+    prepare_run_dir,
+    seed_everything,
+    write_results,
+)
+
+__all__ = [
+    "IndexedBatches",
+    "load_aux_weights",
+    "resume_entropy",
+    "run_dir_for",
+    "score_entropy",
+    "score_examples",
+    "step_lr",
+]
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+FORGETTING = "forgetting.tsv"
+FEATURES = "features.npy"
+
+
+def run_dir_for(out: str | Path) -> Path:
+    """The side-file directory of entropy list ``out``: ``out.parent / (out.name + '.run')``."""
+    out = Path(out)
+    return out.parent / (out.name + ".run")
+
+
+def step_lr(lr: float, epoch: int, milestones: Sequence[int]) -> float:
+    """He et al.'s schedule: ``lr`` divided by 10 at each milestone epoch reached."""
+    return lr * 0.1 ** sum(epoch >= m for m in milestones)
+
+
+class IndexedBatches:
+    """Shuffled, augmented training batches that also say which examples they hold.
+
+    Forgetting events need each example's dataset index, which :class:`Batches` does not
+    return. The epoch's permutation and augmentation come from one device generator seeded by
+    ``(seed, epoch)`` alone, as in :class:`Batches`.
+    """
+
+    def __init__(self, split: Split, batch_size: int, *, mean: Sequence[float],
+                 std: Sequence[float], device: torch.device, seed: int, augment: Augment,
+                 channels_last: bool = False) -> None:
+        self.device = device
+        self.x = split.x.to(device)
+        self.y = split.y.to(device)
+        stats = dict(dtype=torch.float32, device=device)
+        self._inv_std = 1.0 / torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
+        self._mean = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.augment = augment
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return -(-int(self.y.shape[0]) // self.batch_size)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Float images in [0, 1] → normalised, in the model's memory format."""
+        x = (x - self._mean) * self._inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def raw(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                torch.Generator]]:
+        """``(indices, uint8 images, labels, generator)`` in the epoch's shuffled order."""
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(epoch_seed(self.seed, epoch))
+        order = torch.randperm(int(self.y.shape[0]), generator=generator, device=self.device)
+        for start in range(0, int(order.shape[0]), self.batch_size):
+            take = order[start : start + self.batch_size]
+            yield take, self.x[take], self.y[take], generator
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """``(indices, normalised augmented images, labels)``, shuffled."""
+        for take, x, y, generator in self.raw(epoch):
+            x = self.augment.raw(x, generator).float() / 255.0
+            yield take, self.normalise(x), y
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of epochs with one objective: supervised, simclr or linear."""
+
+    name: str
+    start: int
+    epochs: int
+
+
+def plan_phases(cfg: Config) -> list[Phase]:
+    e = cfg.entropy
+    if e.pretrain == "simclr":
+        return [Phase("simclr", 0, e.simclr_epochs),
+                Phase("linear", e.simclr_epochs, e.linear_epochs)]
+    return [Phase("supervised", 0, e.epochs)]
+
+
+def phase_lr(cfg: Config, phase: Phase, k: int) -> float:
+    """Step schedule for classifiers (milestones scaled to a linear phase), cosine for SimCLR."""
+    e = cfg.entropy
+    if phase.name == "simclr":
+        return e.lr * 0.5 * (1 + math.cos(math.pi * k / phase.epochs))
+    if phase.name == "linear":
+        return step_lr(e.lr, k, [round(m * phase.epochs / e.epochs) for m in e.milestones])
+    return step_lr(e.lr, k, e.milestones)
+
+
+def _sgd(params, cfg: Config) -> torch.optim.SGD:
+    e = cfg.entropy
+    return torch.optim.SGD(list(params), lr=e.lr, momentum=e.momentum,
+                           weight_decay=e.weight_decay)
+
+
+def _classifier_epoch(model: CifarResNet, optimizer: torch.optim.Optimizer,
+                      batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                      counter: ForgettingCounter, *, frozen: bool, amp: Callable,
+                      scaler: torch.amp.GradScaler, on_step: Callable[[], None]):
+    """One epoch of cross-entropy training; frozen = only ``fc`` learns on eval-mode features.
+
+    Training-mode predictions of each batch feed the forgetting counter.
+    """
+    model.train(not frozen)
+    loss_sum = correct = None
+    n = 0
+    for idx, x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        with amp():
+            if frozen:
+                with torch.no_grad():
+                    h = model.features(x)
+                logits = model.fc(h)
+            else:
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        hit = logits.detach().argmax(1) == y
+        counter.update(idx, hit)
+        part, hits = loss.detach() * y.shape[0], hit.sum()
+        loss_sum = part if loss_sum is None else loss_sum + part
+        correct = hits if correct is None else correct + hits
+        n += int(y.shape[0])
+        on_step()
+    return loss_sum, correct, n
+
+
+@torch.no_grad()
+def score_examples(model: CifarResNet, batches: Batches, dtype: torch.dtype | None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Entropy (float64), features (float32) and predicted class of every example, in order.
+
+    ``batches`` must be unshuffled and unaugmented (test-time transforms). Results stay on the
+    device until the end, then move to the CPU once.
+    """
+    model.eval()
+    entropies, features, predictions = [], [], []
+    for x, _ in batches.epoch(0):
+        with autocast(x.device, dtype):
+            h = model.features(x)
+            logits = model.fc(h)
+        entropies.append(entropy_from_logits(logits.double()))
+        features.append(h.float())
+        predictions.append(logits.argmax(1))
+    return (torch.cat(entropies).cpu(), torch.cat(features).cpu(),
+            torch.cat(predictions).cpu())
+
+
+def _accuracy(model: CifarResNet, batches: Batches, dtype: torch.dtype | None) -> float:
+    _, _, predicted = score_examples(model, batches, dtype)
+    labels = torch.cat([y for _, y in batches.epoch(0)]).cpu()
+    return 100.0 * float((predicted == labels).double().mean())
+
+
+def load_aux_weights(model: CifarResNet, path: str | Path, name: str) -> None:
+    """Load a state_dict, a nasforge ``model.pt`` or an entropy ``checkpoint.pt`` into ``model``."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasforgeError(f"checkpoint {path} not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged or foreign files raise many types
+        raise NasforgeError(f"cannot read checkpoint {path} ({type(exc).__name__}); expected a "
+                            "state_dict or a nasforge model.pt") from exc
+    saved_name = obj.get("model") if isinstance(obj, dict) else None
+    if isinstance(saved_name, str) and saved_name != name:
+        raise NasforgeError(f"checkpoint {path} holds a {saved_name}, not a {name}; "
+                            f"pass --model {saved_name}")
+    state = obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                state = obj[key]
+                break
+    if not isinstance(state, dict) or not state or \
+            not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise NasforgeError(f"checkpoint {path} holds no state_dict of tensors")
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise NasforgeError(f"checkpoint {path} does not fit {name} with "
+                            f"{model.fc.out_features} classes: {detail}") from exc
+
+
+def _results_note(checkpoint: str | None, pretrain: str) -> str:
+    if checkpoint is not None:
+        return f"scored with the given checkpoint {checkpoint}; no training, so no forgetting file"
+    if pretrain == "simclr":
+        return "SimCLR backbone, linear classifier; forgetting counted in the linear phase"
+    return "supervised training; forgetting counted over all epochs"
+
+
+def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None,
+                  force: bool = False, resume: bool = False) -> dict:
+    """Train (or load) the auxiliary model and write the entropy list ``out``; returns results."""
+    out = Path(out)
+    run_dir = run_dir_for(out)
+    e = cfg.entropy
+    if e.pretrain == "simclr" and e.simclr_temperature <= 0:
+        raise NasforgeError("entropy.simclr_temperature must be > 0 for SimCLR pretraining")
+    if not resume and out.exists() and not force:
+        raise NasforgeError(f"entropy list {out} already exists; pass --force to overwrite")
+    if not resume or not (run_dir / "config.yaml").is_file():
+        prepare_run_dir(run_dir, cfg, force=force)
+    build = AUX_MODELS.get(e.model)
+    device = pick_device(cfg.run.device)
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed)
+    data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    channels_last = cfg.run.channels_last and device.type == "cuda"
+    model = build(data.num_classes, data.channels).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
+    in_order = Batches(data.train, 512, shuffle=False, **common)
+    test = Batches(data.test, 512, shuffle=False, **common)
+
+    elapsed, trained = 0.0, checkpoint is None
+    counter = ForgettingCounter(len(data.train), device)
+    if checkpoint is not None:
+        load_aux_weights(model, checkpoint, e.model)
+    else:
+        elapsed = _train(cfg, model, counter, data, run_dir, dtype, common, resume=resume)
+        save_checkpoint({"kind": "aux_model", "model": e.model, "pretrain": e.pretrain,
+                         "num_classes": data.num_classes, "in_channels": data.channels,
+                         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                        run_dir / MODEL)
+        write_forgetting(run_dir / FORGETTING, counter.counts())
+
+    t0 = time.perf_counter()
+    entropy, features, predicted = score_examples(model, in_order, dtype)
+    write_entropy_list(out, entropy, data.train.y)
+    save_features(run_dir / FEATURES, features)
+    train_acc = 100.0 * float((predicted == data.train.y).double().mean())
+    test_acc = _accuracy(model, test, dtype)
+    phases = plan_phases(cfg)
+    results = {
+        "stage": "entropy", "dataset": cfg.data.dataset, "model": e.model,
+        "pretrain": e.pretrain if trained else None, "trained": trained,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "epochs": {p.name: p.epochs for p in phases} if trained else {},
+        "examples": len(data.train), "num_classes": data.num_classes,
+        "train_acc": train_acc, "test_acc": test_acc,
+        "mean_entropy": float(entropy.mean()), "max_entropy": float(entropy.max()),
+        "log_num_classes": math.log(data.num_classes),
+        "entropy_list": str(out), "forgetting": FORGETTING if trained else None,
+        "features": FEATURES, "note": _results_note(checkpoint, e.pretrain),
+        "seconds": elapsed + time.perf_counter() - t0,
+    }
+    write_results(run_dir, results)
+    return results
+
+
+def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, run_dir: Path,
+           dtype: torch.dtype | None, common: dict, *, resume: bool) -> float:
+    """All training phases with a checkpoint per epoch; returns the training seconds."""
+    e = cfg.entropy
+    device = common["device"]
+    batches = IndexedBatches(data.train, e.batch_size, seed=cfg.run.seed,
+                             augment=Augment(crop_pad=e.crop_pad, flip=e.flip), **common)
+    test = Batches(data.test, 512, shuffle=False, **common)
+    phases = plan_phases(cfg)
+    head = ProjectionHead(model.feature_dim).to(device) if e.pretrain == "simclr" else None
+    if head is not None:
+        backbone = [p for n, p in model.named_parameters() if not n.startswith("fc.")]
+        optimizers = {"simclr": _sgd([*backbone, *head.parameters()], cfg),
+                      "linear": _sgd(model.fc.parameters(), cfg)}
+    else:
+        optimizers = {"supervised": _sgd(model.parameters(), cfg)}
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    amp = lambda: autocast(device, dtype)  # noqa: E731
+
+    ckpt_path = run_dir / CHECKPOINT
+    start, elapsed = 0, 0.0
+    if resume and has_checkpoint(ckpt_path):
+        state = load_checkpoint(ckpt_path)
+        if state.get("kind") != "entropy" or state.get("model_name") != e.model or \
+                state.get("pretrain") != e.pretrain:
+            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this {e.model} "
+                                f"({e.pretrain}) entropy run")
+        model.load_state_dict(state["model"])
+        if head is not None:
+            head.load_state_dict(state["head"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        counter.load_state_dict(state["forgetting"])
+        torch.set_rng_state(state["rng"])
+        start, elapsed = state["epoch"] + 1, state["elapsed"]
+    log = CsvLog(run_dir / "train_log.csv", resume_after=start - 1 if resume else None)
+
+    total = sum(p.epochs for p in phases)
+    bar = tqdm(total=sum(max(0, min(p.epochs, p.start + p.epochs - start)) for p in phases)
+               * len(batches), desc=f"entropy {e.model}", disable=not cfg.run.progress,
+               unit="step")
+    for epoch in range(start, total):
+        phase = next(p for p in phases if p.start <= epoch < p.start + p.epochs)
+        k = epoch - phase.start
+        t0 = time.perf_counter()
+        lr = phase_lr(cfg, phase, k)
+        optimizer = optimizers[phase.name]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if phase.name == "simclr":
+            model.train()
+            head.train()
+            loss_sum, n = simclr_epoch(
+                model.features, head, optimizer,
+                ((x, g) for _, x, _, g in batches.raw(epoch)), flip=e.flip,
+                temperature=e.simclr_temperature, normalise=batches.normalise, autocast=amp,
+                scaler=scaler, on_step=lambda: bar.update(1))
+            train_acc = test_acc = ""
+        else:
+            loss_sum, correct, n = _classifier_epoch(
+                model, optimizer, batches.epoch(epoch), counter,
+                frozen=phase.name == "linear", amp=amp, scaler=scaler,
+                on_step=lambda: bar.update(1))
+            train_acc = 100.0 * float(correct) / n
+            test_acc = _accuracy(model, test, dtype)
+        check_finite(loss_sum, f"entropy {phase.name} epoch {k}", ckpt_path)
+        elapsed += time.perf_counter() - t0
+        loss = float(loss_sum) / n
+        bar.set_postfix(phase=phase.name, epoch=k, loss=f"{loss:.3f}")
+        log.write({"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr,
+                   "loss": loss, "train_acc": train_acc, "test_acc": test_acc,
+                   "seconds": elapsed})
+        save_checkpoint({"kind": "entropy", "model_name": e.model, "pretrain": e.pretrain,
+                         "epoch": epoch, "model": model.state_dict(),
+                         "head": None if head is None else head.state_dict(),
+                         "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
+                         "forgetting": counter.state_dict(), "rng": torch.get_rng_state(),
+                         "elapsed": elapsed}, ckpt_path)
+    bar.close()
+    model.eval()
+    return elapsed
+
+
+def resume_entropy(out: str | Path) -> dict:
+    """Continue a killed ``score_entropy`` run with the config saved in its run directory."""
+    cfg = load_run_config(run_dir_for(out))
+    return score_entropy(cfg, out, resume=True)

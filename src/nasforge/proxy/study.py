@@ -1,0 +1,173 @@
+"""The chapter-3 study at CPU scale: how well does a search on a proxy subset do?
+
+For every algorithm × selector × subset size × seed: select the subset from one entropy
+list, search on it in the tabular benchmark's space, and score the found cell by its
+tabulated test accuracy (NAS-Bench-1shot1's role in §3.4.2). The full-data search with the
+same seeds is the baseline. Finished runs are skipped on a re-run, so a killed study resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from nasforge.checkpoint import atomic_write_json, atomic_write_text
+from nasforge.config import Config, config_from_dict, config_to_dict
+from nasforge.data import load_dataset, write_index_file
+from nasforge.errors import NasforgeError
+
+FIELDS = ("algo", "method", "size", "k", "seed", "test_acc", "val_acc", "rank", "params",
+          "search_seconds", "examples_seen", "genotype")
+
+
+def _size_label(size: float) -> str:
+    return f"{int(size)}" if size >= 1 else f"{size:g}"
+
+
+def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> list[dict]:
+    """Run (or finish) the study into ``out``; returns the rows of ``out/results.csv``."""
+    from nasforge.benchmarks.tabular import TabularBenchmark
+    from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
+    from nasforge.proxy.histogram import bin_width_for
+    from nasforge.proxy.scoring import score_entropy
+    from nasforge.proxy.selectors import SELECTORS, resolve_size, select
+    from nasforge.search import STRATEGIES
+    from nasforge.search.loop import run_search
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    st = cfg.study
+    for m in st.methods:
+        SELECTORS.get(m)
+    for a in st.algos:
+        STRATEGIES.get(a)
+    bench = TabularBenchmark.load(st.bench)
+    atomic_write_text(out / "config.json", json.dumps(config_to_dict(cfg), indent=2))
+    data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    n = len(data.train)
+
+    entropy_path = Path(cfg.proxy.entropy) if cfg.proxy.entropy else out / "entropy.tsv"
+    side = entropy_path.parent / (entropy_path.name + ".run")
+    if not entropy_path.is_file():
+        score_entropy(cfg, entropy_path, force=True)
+    entropy = read_entropy_list(entropy_path, n).entropy
+    features = load_features(side / "features.npy") if (side / "features.npy").is_file() \
+        else None
+    forgetting = read_forgetting(side / "forgetting.tsv") \
+        if (side / "forgetting.tsv").is_file() else None
+    bin_width = bin_width_for(cfg.data.dataset, cfg.proxy.bin_width)
+
+    plan = [(a, "full", 1.0, s) for a in st.algos for s in st.seeds]
+    plan += [(a, m, z, s) for a in st.algos for m in st.methods for z in st.sizes
+             for s in st.seeds]
+    rows: list[dict] = []
+    for i, (algo, method, size, seed) in enumerate(plan):
+        name = f"{algo}-{method}-{_size_label(size)}-s{seed}"
+        run_dir = out / "runs" / name
+        run_cfg = config_from_dict(config_to_dict(cfg))
+        run_cfg.search.algo, run_cfg.run.seed = algo, seed
+        run_cfg.run.progress = False
+        if method == "full":
+            run_cfg.data.proxy, k = None, n
+        else:
+            k = resolve_size(size, n)
+            index_file = out / "proxies" / f"{method}-{_size_label(size)}-s{seed}.txt"
+            if not index_file.is_file():
+                idx = select(method, k, entropy=entropy, labels=data.train.y, seed=seed,
+                             bin_width=bin_width, beta=cfg.proxy.beta,
+                             class_balanced=cfg.proxy.class_balanced, features=features,
+                             forgetting=forgetting)
+                write_index_file(index_file, idx)
+            run_cfg.data.proxy = str(index_file.resolve())
+        results_file = run_dir / "results.json"
+        if results_file.is_file():
+            result = json.loads(results_file.read_text())
+        else:
+            if progress:
+                print(f"[{i + 1}/{len(plan)}] {name}", flush=True)
+            result = run_search(run_cfg, run_dir, force=True)
+        try:
+            scored = bench.query(result["genotype"])
+        except NasforgeError as exc:
+            raise NasforgeError(f"study run {name}: {exc}") from exc
+        rows.append({
+            "algo": algo, "method": method, "size": size, "k": k, "seed": seed,
+            "test_acc": scored["test_acc_mean"], "val_acc": scored["val_acc_mean"],
+            "rank": scored["rank"], "params": scored["params"],
+            "search_seconds": result["cost"]["seconds"],
+            "examples_seen": result["cost"]["examples_seen"], "genotype": scored["key"],
+        })
+        write_rows(out / "results.csv", rows)
+    summary = summarise(rows)
+    atomic_write_json(out / "summary.json", summary)
+    plot_study(rows, out / "study.png", title=f"{cfg.data.dataset}: search on proxy data "
+               f"({st.bench})")
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean tabulated test accuracy and mean search time per (algo, method, size)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["algo"], r["method"], float(r["size"])), []).append(r)
+    table = []
+    for (algo, method, size), rs in sorted(groups.items()):
+        acc = torch.tensor([float(r["test_acc"]) for r in rs], dtype=torch.float64)
+        table.append({"algo": algo, "method": method, "size": size, "k": int(rs[0]["k"]),
+                      "runs": len(rs), "test_acc_mean": float(acc.mean()),
+                      "test_acc_std": float(acc.std()) if len(rs) > 1 else 0.0,
+                      "search_seconds_mean": sum(float(r["search_seconds"]) for r in rs)
+                      / len(rs)})
+    return {"table": table}
+
+
+def plot_study(rows: list[dict], path: Path, *, title: str = "") -> Path:
+    """Tabulated test accuracy of the found cell vs subset size, one line per selector,
+    with the full-data search as the black reference (Figs. 3.3/3.6/3.10)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarise(rows)["table"]
+    algos = sorted({r["algo"] for r in table})
+    fig, axes = plt.subplots(1, len(algos), figsize=(6.5 * len(algos), 4.2), squeeze=False)
+    for ax, algo in zip(axes[0], algos, strict=True):
+        entries = [r for r in table if r["algo"] == algo]
+        full = [r for r in entries if r["method"] == "full"]
+        if full:
+            ax.axhline(full[0]["test_acc_mean"], color="k", lw=2, label="full data")
+            ax.axhspan(full[0]["test_acc_mean"] - full[0]["test_acc_std"],
+                       full[0]["test_acc_mean"] + full[0]["test_acc_std"], color="k",
+                       alpha=0.1)
+        for method in sorted({r["method"] for r in entries} - {"full"}):
+            pts = sorted((r["k"], r["test_acc_mean"], r["test_acc_std"]) for r in entries
+                         if r["method"] == method)
+            ks, means, stds = zip(*pts, strict=True)
+            style = "-" if method in ("p1", "p2", "p3") else "--"
+            ax.errorbar(ks, means, yerr=stds, fmt=style, marker="o", ms=4, capsize=2,
+                        label=method, lw=2 if method == "p1" else 1)
+        ax.set_xscale("log")
+        ax.set_xlabel("proxy size (examples)")
+        ax.set_ylabel("tabulated test accuracy of found cell (%)")
+        ax.set_title(f"{algo}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
