@@ -103,3 +103,118 @@ def test_search_derive_train_evaluate_through_the_cli(capsys, tmp_path, proxy_fi
     measured = json.loads(capsys.readouterr().out)
     saved = json.loads((train / "results.json").read_text())
     assert measured["acc"] == pytest.approx(saved["test_acc"])
+
+
+# ---------------------------------------------------------------- proxy data commands
+
+ENTROPY_TINY = ["entropy.model=resnet8", "entropy.epochs=2", "entropy.milestones=[1,2]",
+                "entropy.crop_pad=1", "run.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def resnet8():
+    from nasforge.proxy.models import AUX_MODELS, cifar_resnet
+
+    AUX_MODELS._entries["resnet8"] = lambda k, c: cifar_resnet(8, k, c)
+    yield
+    del AUX_MODELS._entries["resnet8"]
+
+
+@pytest.fixture(scope="module")
+def entropy_list(tmp_path_factory, resnet8):
+    out = tmp_path_factory.mktemp("entropy") / "digits.tsv"
+    sets = [a for s in ENTROPY_TINY for a in ("--set", s)]
+    assert main(["entropy", "--dataset", "digits", "--no-progress", *sets,
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_entropy_then_select_then_plots(capsys, tmp_path, entropy_list):
+    from nasforge.data import read_index_file
+    from nasforge.proxy.entropy import read_entropy_list
+
+    listing = read_entropy_list(entropy_list)
+    n = len(listing.entropy)
+    assert n == 1258 and torch_equal_range(listing.index, n)
+    capsys.readouterr()
+    picks = {}
+    for method in ("p1", "bottom-k", "k-center", "forgetting"):
+        out = tmp_path / f"{method}.txt"
+        extra = []
+        if method == "k-center":
+            extra = ["--features", str(entropy_list) + ".run/features.npy"]
+        if method == "forgetting":
+            extra = ["--forgetting", str(entropy_list) + ".run/forgetting.tsv"]
+        assert main(["select", "--entropy", str(entropy_list), "--method", method, "--size",
+                     "0.1", "--seed", "1", *extra, "--out", str(out)]) == 0
+        assert f"selected 126 examples with {method}" in capsys.readouterr().out
+        picks[method] = read_index_file(out, n)
+        assert len(set(picks[method].tolist())) == 126
+    # bottom-k is exactly the 126 lowest entropies (ties to the lower index)
+    order = sorted(range(n), key=lambda i: (float(listing.entropy[i]), i))[:126]
+    assert sorted(picks["bottom-k"].tolist()) == sorted(order)
+    sel = ["--selection", str(tmp_path / "p1.txt"), "--selection", str(tmp_path / "bottom-k.txt")]
+    assert main(["plot", "entropy", "--entropy", str(entropy_list), *sel,
+                 "--out", str(tmp_path / "h.png")]) == 0
+    assert main(["plot", "classes", "--entropy", str(entropy_list), *sel,
+                 "--out", str(tmp_path / "c.png")]) == 0
+    assert main(["plot", "tsne", "--features", str(entropy_list) + ".run/features.npy", *sel,
+                 "--out", str(tmp_path / "t.png")]) == 0
+    for name in ("h.png", "c.png", "t.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def torch_equal_range(index, n):
+    return [int(i) for i in index] == list(range(n))
+
+
+def test_search_with_proxy_method_uses_the_given_entropy_list(capsys, tmp_path, entropy_list):
+    from nasforge.data import read_index_file
+    from nasforge.proxy.entropy import read_entropy_list
+    from nasforge.proxy.selectors import select
+
+    run = tmp_path / "run"
+    sets = [a for s in [*TINY_SEARCH, "search.epochs=1"] for a in ("--set", s)]
+    assert main(["search", "--dataset", "digits", "--proxy-method", "p1", "--proxy-size", "64",
+                 "--proxy-entropy", str(entropy_list), "--seed", "2", *sets,
+                 "--out", str(run)]) == 0
+    listing = read_entropy_list(entropy_list)
+    expected = select("p1", 64, entropy=listing.entropy, labels=listing.label, seed=2,
+                      bin_width=0.5)
+    used = read_index_file(run / "proxy.txt", 1258)
+    assert used.tolist() == expected.tolist()
+    results = json.loads((run / "results.json").read_text())
+    assert results["cost"]["train_examples"] == 64
+    assert results["cost"]["examples_seen"] == 64  # one epoch over both halves
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["select", "--entropy", "E", "--method", "p9", "--size", "10", "--out", "o.txt"],
+     ["unknown selection method 'p9'", "p1"]),
+    (["select", "--entropy", "E", "--method", "p1", "--size", "5000", "--out", "o.txt"],
+     ["size", "5000", "more than the 1258"]),
+    (["select", "--entropy", "E", "--method", "p1", "--size", "-3", "--out", "o.txt"],
+     ["size", "-3", "allowed"]),
+    (["select", "--entropy", "E", "--method", "beta", "--beta", "1.5", "--size", "9",
+      "--out", "o.txt"], ["beta 1.5", "0 <= beta <= 1"]),
+    (["select", "--entropy", "missing.tsv", "--method", "p1", "--size", "9", "--out", "o.txt"],
+     ["missing.tsv"]),
+    (["select", "--entropy", "E", "--method", "k-center", "--size", "9", "--out", "o.txt"],
+     ["--features"]),
+    (["bench", "query", "DARTS_V2"], ["not in the tabular-digits space"]),
+])
+def test_proxy_bad_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, entropy_list, argv,
+                                            fragments):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(entropy_list) if a == "E" else a for a in argv]
+    capsys.readouterr()
+    _one_line_error(capsys, argv, *fragments)
+    assert not (tmp_path / "o.txt").exists()
+
+
+def test_entropy_list_with_nan_is_rejected(capsys, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("0\t0.5\t1\n1\tnan\t2\n")
+    _one_line_error(capsys, ["select", "--entropy", str(bad), "--method", "p1", "--size", "1",
+                             "--out", str(tmp_path / "o.txt")], "bad.tsv")
+    assert not (tmp_path / "o.txt").exists()

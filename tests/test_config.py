@@ -45,6 +45,8 @@ def test_int_accepted_for_float_but_not_reverse():
     ("search.epochs=0", "search.epochs must be >= 1; got 0"),
     ("search.w_momentum=1.5", "search.w_momentum must be <= 1.0"),
     ("search.order=third", "search.order must be one of first, second; got 'third'"),
+    ("entropy.milestones=[5,0]", "entropy.milestones must be >= 1; got 0"),
+    ("entropy.milestones=[]", "entropy.milestones must be a non-empty list"),
     ("train.flip=maybe", "train.flip must be bool"),
     ("search.arch_betas=[1]", "search.arch_betas must be a list of 2 numbers"),
     ("searchepochs=3", "must be dotted"),

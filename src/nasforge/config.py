@@ -102,7 +102,7 @@ class EntropyConfig:
     lr: float = _opt(0.1, lo=0.0)
     momentum: float = _opt(0.9, lo=0.0, hi=1.0)
     weight_decay: float = _opt(1e-4, lo=0.0)
-    milestones: tuple[int, int] = _opt((100, 150), help="epochs where lr is divided by 10")
+    milestones: list[int] = _opt([100, 150], lo=1, help="epochs where lr is divided by 10")
     crop_pad: int = _opt(4, lo=0)
     flip: bool = _opt(True)
     pretrain: str = _opt("supervised", choices=("supervised", "simclr"),
@@ -196,6 +196,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def _check_range(value: Any, meta: dict, key: str) -> None:
     if value is None:
+        return
+    if isinstance(value, list | tuple):  # bounds and choices hold for every element
+        for item in value:
+            _check_range(item, meta, key)
         return
     if meta.get("choices") and value not in meta["choices"]:
         allowed = ", ".join(str(c) for c in meta["choices"])

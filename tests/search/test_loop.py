@@ -119,7 +119,7 @@ def test_search_with_proxy_trains_on_exactly_the_listed_examples(tmp_path, proxy
     import nasforge.search.loop as loop
 
     seen: list[torch.Tensor] = []
-    real = loop.Batches
+    real = loop.make_batches
 
     def spy(split, batch_size, **kwargs):
         batches = real(split, batch_size, **kwargs)
@@ -127,7 +127,7 @@ def test_search_with_proxy_trains_on_exactly_the_listed_examples(tmp_path, proxy
             seen.append(kwargs["indices"].clone())
         return batches
 
-    monkeypatch.setattr(loop, "Batches", spy)
+    monkeypatch.setattr(loop, "make_batches", spy)
     run_search(_cfg(proxy_file, "search.epochs=1"), tmp_path / "run")
     listed = {int(x) for x in proxy_file.read_text().split()}
     weight, arch = ({int(i) for i in s} for s in seen)
@@ -135,3 +135,27 @@ def test_search_with_proxy_trains_on_exactly_the_listed_examples(tmp_path, proxy
     assert abs(len(weight) - len(arch)) <= 1
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["cost"]["train_examples"] == len(listed) == 160
+
+
+def test_imagenet_search_reads_jpeg_folders_with_the_three_conv_stem(tmp_path):
+    """The ImageNet configs' path: class folders of JPEGs, decoded per batch, 3-conv stem."""
+    import numpy as np
+    from PIL import Image
+
+    base = tmp_path / "imagenet"
+    for k, wnid in enumerate(["n01000001", "n02000002"]):
+        for i in range(4):
+            for split in ("train", "val"):
+                path = base / split / wnid / f"{wnid}_{split}_{i}.JPEG"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pixels = np.random.default_rng(10 * k + i).integers(0, 256, (40, 50, 3))
+                Image.fromarray(pixels.astype(np.uint8), "RGB").save(path)
+    cfg = load_config("t3.1-darts-imagenet-random-128k", [
+        *TINY_SEARCH, "search.epochs=1", "search.batch_size=2", "proxy.size=6",
+        f"data.root={tmp_path}", "run.device=cpu"])
+    results = run_search(cfg, tmp_path / "run")
+    assert results["cost"]["train_examples"] == 6
+    assert results["cost"]["examples_seen"] == 6
+    net = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["network"]
+    convs = [k for k, v in net.items() if k.startswith("stem") and v.dim() == 4]
+    assert convs == ["stem.0.weight", "stem.3.weight", "stem1.1.weight"]  # 3 stride-2 convs

@@ -283,7 +283,7 @@ class TabularBenchmark:
     @classmethod
     def load(cls, name: str = "tabular-digits",
              path: str | os.PathLike[str] | None = None) -> TabularBenchmark:
-        """Read the packaged table ``name`` (or the gzip JSON file at ``path``, or named by ``name``)."""
+        """Read the packaged table ``name`` (or the gzip JSON file at ``path`` or ``name``)."""
         if path is None and name not in BENCHMARKS and Path(name).is_file():
             path = name  # a table built elsewhere (scripts/build_tabular_digits.py --out)
         if path is None:

@@ -274,6 +274,11 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
     dtype = amp_dtype(device, cfg.run.amp)
     seed_everything(cfg.run.seed)
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    if not isinstance(data.train, Split):
+        raise NasforgeError(
+            "entropy scoring trains CIFAR-style ResNets on in-memory data sets; "
+            f"{cfg.data.dataset} is read from image folders: score it with a model trained "
+            "elsewhere and pass its entropy list (index, entropy, label) as proxy.entropy=FILE")
     channels_last = cfg.run.channels_last and device.type == "cuda"
     model = build(data.num_classes, data.channels).to(device)
     if channels_last:
