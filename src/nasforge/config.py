@@ -64,7 +64,10 @@ class SearchConfig:
     arch_init_std: float = _opt(1e-3, lo=0.0)
     crop_pad: int = _opt(4, lo=0)
     flip: bool = _opt(True)
-    rule: str = _opt("argmax", help="derivation rule")
+    rule: str = _opt("argmax", help="derivation rule: argmax or topk")
+    k: int | None = _opt(None, lo=1, help="topk rule: ops kept over both cells together")
+    act_all: bool = _opt(False, help="topk rule: normalise by the per-node maximum (ActAll)")
+    kl_weight: float = _opt(1e-3, lo=0.0, help="BtNAS: lambda of the KL(Beta || Beta(1,1)) term")
 
 
 @dataclass
