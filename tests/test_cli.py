@@ -218,3 +218,20 @@ def test_entropy_list_with_nan_is_rejected(capsys, tmp_path):
     _one_line_error(capsys, ["select", "--entropy", str(bad), "--method", "p1", "--size", "1",
                              "--out", str(tmp_path / "o.txt")], "bad.tsv")
     assert not (tmp_path / "o.txt").exists()
+
+
+def test_bench_query_by_key_and_by_genotype_agree(capsys):
+    from nasforge.benchmarks import TabularBenchmark, genotype_of
+    from nasforge.benchmarks.tabular import cell_from_key
+    from nasforge.spaces.darts.genotype import format_genotype
+
+    key = "sep_conv_3x3~0|skip_connect~1+max_pool_3x3~0|sep_conv_3x3~2"
+    expected = TabularBenchmark.load().query(key)
+    assert main(["bench", "query", key, "--json"]) == 0
+    by_key = json.loads(capsys.readouterr().out)
+    text = format_genotype(genotype_of(cell_from_key(key)))
+    assert main(["bench", "query", text, "--json"]) == 0
+    by_genotype = json.loads(capsys.readouterr().out)
+    assert by_key == by_genotype
+    assert by_key["test_acc_mean"] == pytest.approx(expected["test_acc_mean"])
+    assert by_key["test_acc_mean"] == pytest.approx(sum(by_key["test_acc"]) / 2)

@@ -41,6 +41,16 @@ def _add_run_dir_args(p: argparse.ArgumentParser, what: str) -> None:
     _add_config_args(p)
 
 
+def _add_derive_args(p: argparse.ArgumentParser, flag: str, rules: list[str],
+                     default: str | None = None) -> None:
+    """The derivation rule (``--rule`` or ``--derive``) and the top-k options."""
+    p.add_argument(flag, dest="derive" if flag == "--derive" else "rule", default=default,
+                   choices=rules, help="derivation rule (default: argmax)")
+    p.add_argument("--k", type=int, help="topk: ops kept over both cells together")
+    p.add_argument("--act-all", action="store_true",
+                   help="topk: normalise by each node's strongest op so every node stays active")
+
+
 def _config_from_args(args: argparse.Namespace, **extra_sets: object):
     from nasforge.config import load_config
 
@@ -83,7 +93,9 @@ def cmd_search(args: argparse.Namespace) -> None:
         cfg = _config_from_args(args, **{
             "search.algo": args.algo, "data.proxy": args.proxy,
             "proxy.method": args.proxy_method, "proxy.entropy": args.proxy_entropy,
-            "proxy.size": _number(args.proxy_size, "--proxy-size")})
+            "proxy.size": _number(args.proxy_size, "--proxy-size"),
+            "search.rule": args.derive, "search.k": args.k,
+            "search.act_all": True if args.act_all else None})
         results = run_search(cfg, args.out, force=args.force)
     print(results["genotype"])
 
@@ -156,7 +168,9 @@ def cmd_plot_tsne(args: argparse.Namespace) -> None:
 def cmd_bench_query(args: argparse.Namespace) -> None:
     from nasforge.benchmarks.tabular import TabularBenchmark
 
-    info = TabularBenchmark.load(args.bench).query(_genotype_arg(args.genotype))
+    text = args.genotype
+    key_like = "~" in text and "(" not in text and not Path(text).exists()
+    info = TabularBenchmark.load(args.bench).query(text if key_like else _genotype_arg(text))
     _print_json_or_lines(info, args.json)
 
 
@@ -169,10 +183,11 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
 
 
 def cmd_derive(args: argparse.Namespace) -> None:
+    from nasforge.derive import rule_options
     from nasforge.search.loop import derive_from_run
     from nasforge.spaces.darts.genotype import format_genotype
 
-    genotype = derive_from_run(args.run_dir, args.rule)
+    genotype = derive_from_run(args.run_dir, args.rule, **rule_options(args, flags=True))
     text = format_genotype(genotype)
     if args.out:
         from nasforge.checkpoint import atomic_write_text
@@ -223,6 +238,7 @@ def cmd_describe(args: argparse.Namespace) -> None:
         print(json.dumps(info))
         return
     print(f"params: {info['params_m']:.2f}M  FLOPs: {info['flops_m']:.0f}M  "
+          f"peak memory: {info['peak_memory_mb']:.0f}MB ({info['peak_memory_device']})  "
           f"({info['dataset']}, C={info['channels']}, {info['layers']} cells)")
 
 
@@ -277,12 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proxy-method", help="select a proxy subset first with this selector")
     p.add_argument("--proxy-size", help="proxy size: a count or a fraction (default 0.1)")
     p.add_argument("--proxy-entropy", help="entropy list to select from (default: score it)")
+    _add_derive_args(p, "--derive", DERIVE_RULES.names())
     _add_run_dir_args(p, "search")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("derive", help="derive a genotype from a search run's strengths")
     p.add_argument("run_dir")
-    p.add_argument("--rule", default="argmax", choices=DERIVE_RULES.names())
+    _add_derive_args(p, "--rule", DERIVE_RULES.names(), default="argmax")
     p.add_argument("--out", help="also write the genotype to this file")
     p.set_defaults(func=cmd_derive)
 

@@ -1,4 +1,4 @@
-"""Size and cost of a network: parameters and multiply-adds, as NAS papers report them.
+"""Size and cost of a network: parameters, multiply-adds and peak memory, as NAS papers report.
 
 Conventions (those of the DARTS papers, so numbers compare with published tables):
 
@@ -7,16 +7,22 @@ Conventions (those of the DARTS papers, so numbers compare with published tables
 - FLOPs: multiply-accumulates (MACs) of ``Conv2d`` and ``Linear`` layers for one input
   (batch 1) in eval mode. Biases, BatchNorm, activations, pooling and the additions that
   merge cell nodes are not counted; neither is the auxiliary head.
+- peak memory: the most tensor memory alive during one training-mode forward pass of one
+  input with autograd on (so the activations kept for backward count): parameters, buffers,
+  the input and every tensor the forward creates, while it is alive. See
+  :func:`peak_forward_memory` for how it is measured on CPU and on CUDA.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts.eval_network import NetworkCIFAR, NetworkImageNet
@@ -77,6 +83,139 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     return total
 
 
+def _tensors(value: object) -> Iterator[Tensor]:
+    """The tensors in an op's arguments or results (nested tuples, lists and dicts)."""
+    if isinstance(value, Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Peak bytes of the storages that ops allocate while this mode is active.
+
+    Every aten op's results pass through here (below autograd, so decomposed ops show their
+    intermediates too). A result whose storage is not one of the op's inputs' is a fresh
+    allocation and is tracked through a weak reference to its storage, which expires when
+    the last tensor using it (autograd's saved copies included) is freed. The live total is
+    recomputed from the weak references whenever a new allocation might set a new peak, so
+    the peak is exact at op boundaries. Buffers an op uses only internally (e.g. a kernel's
+    workspace) are not seen.
+    """
+
+    # The raw storage weak-reference calls behind torch's StorageWeakRef, minus its Python
+    # wrapper: the live total is rescanned often, so this is the hot loop.
+    _expired = staticmethod(torch.UntypedStorage._expired)  # type: ignore[attr-defined]
+    _free = staticmethod(torch.UntypedStorage._free_weak_ref)  # type: ignore[attr-defined]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live: dict[int, tuple[int, int]] = {}  # data_ptr -> (weak ref, bytes)
+        self._bound = 0  # bytes of the tracked storages: the live total after _refresh
+        self.peak = 0
+
+    def _drop(self, ptr: int) -> None:
+        ref, nbytes = self._live.pop(ptr)
+        self._free(ref)
+        self._bound -= nbytes
+
+    def _refresh(self) -> None:
+        expired = self._expired
+        for ptr in [p for p, (ref, _) in self._live.items() if expired(ref)]:
+            self._drop(ptr)
+
+    def __exit__(self, *exc: object) -> None:
+        for ptr in list(self._live):
+            self._drop(ptr)
+        super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = {t.untyped_storage().data_ptr() for t in _tensors((args, kwargs))}
+        for t in _tensors(out):
+            storage = t.untyped_storage()
+            ptr, nbytes = storage.data_ptr(), storage.nbytes()
+            if nbytes == 0 or ptr in inputs:
+                continue  # a view of an input or an in-place result
+            if ptr in self._live:
+                if not self._expired(self._live[ptr][0]):
+                    continue  # another view of a storage already counted
+                self._drop(ptr)  # freed, and its address reused by this allocation
+            self._live[ptr] = (storage._weak_ref(), nbytes)
+            self._bound += nbytes
+            if self._bound > self.peak:
+                self._refresh()
+                self.peak = max(self.peak, self._bound)
+        return out
+
+
+def _storage_bytes(tensors: list[Tensor]) -> int:
+    """Bytes of the distinct storages behind ``tensors`` (shared storages count once)."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Peak bytes alive during one training-mode forward of a batch-1 input, with autograd.
+
+    Training mode with gradients on is how the network runs while it is trained, and it keeps
+    every activation backward needs. The count starts from the parameters, buffers and the
+    input, and adds what the forward allocates:
+
+    - CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before the input
+      was made, i.e. what the caching allocator handed out (rounded up to its 512-byte
+      blocks, kernel workspaces included); memory held by other tensors is not counted.
+    - CPU: :class:`_LiveBytes` follows every tensor the forward creates through weak
+      references to its storage and keeps the largest live total: exact tensor bytes at op
+      boundaries, independent of the allocator, without kernels' internal scratch buffers.
+
+    No gradients or optimizer state are counted, since no backward pass runs. The model is
+    put back in its previous mode; BatchNorm running statistics see one batch.
+    """
+    shape = tuple(input_shape)
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise NasforgeError(f"input_shape must be positive integers like (3, 32, 32), got {shape}")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    was_training = model.training
+    model.train()
+    try:
+        with torch.enable_grad():
+            if device.type == "cuda":
+                return _cuda_peak(model, shape, device, dtype)
+            x = torch.zeros((1, *shape), device=device, dtype=dtype)
+            held = _storage_bytes([*model.parameters(), *model.buffers(), x])
+            with _LiveBytes() as tracker:
+                out = model(x)
+            del out
+            return held + tracker.peak
+    finally:
+        model.train(was_training)
+
+
+def _cuda_peak(model: nn.Module, shape: tuple[int, ...], device: torch.device,
+               dtype: torch.dtype) -> int:
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    held = _storage_bytes([*model.parameters(), *model.buffers()])
+    x = torch.zeros((1, *shape), device=device, dtype=dtype)
+    torch.cuda.reset_peak_memory_stats(device)
+    out = model(x)
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    del out, x
+    return held + peak
+
+
 @dataclass(frozen=True)
 class _DatasetSpec:
     """What the evaluation network for a dataset looks like by default."""
@@ -112,13 +251,17 @@ def describe_genotype(
     channels: int | None = None,
     layers: int | None = None,
     num_classes: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Parameters (M) and MACs (M) of the evaluation network a genotype gives on a dataset.
+    """Parameters (M), MACs (M) and peak memory (MB) of a genotype's evaluation network.
 
     CIFAR-10/100, SVHN and digits use :class:`NetworkCIFAR` (C=36, 20 cells by default);
     ImageNet uses :class:`NetworkImageNet` (C=48, 14 cells, 224×224). The auxiliary head is
-    excluded from both counts.
+    left out of every number. Peak memory is measured on ``device`` (``auto``: CUDA when
+    present), and ``peak_memory_device`` says which method gave it; MB is 2**20 bytes.
     """
+    from nasforge.runtime import pick_device
+
     if dataset not in DATASETS:
         raise NasforgeError(f"unknown dataset '{dataset}'; choose from: {', '.join(DATASETS)}")
     spec = DATASETS[dataset]
@@ -130,6 +273,8 @@ def describe_genotype(
     input_shape = (spec.in_channels, spec.size, spec.size)
     params = count_parameters(model)
     flops = count_flops(model, input_shape)
+    where = pick_device(device)
+    peak = peak_forward_memory(model.to(where), input_shape)
     return {
         "dataset": dataset,
         "channels": C,
@@ -140,4 +285,7 @@ def describe_genotype(
         "params_m": round(params / 1e6, 4),
         "flops": flops,
         "flops_m": round(flops / 1e6, 2),
+        "peak_memory": peak,
+        "peak_memory_mb": round(peak / 2**20, 2),
+        "peak_memory_device": where.type,
     }

@@ -318,7 +318,10 @@ class TabularBenchmark:
         if isinstance(genotype, str):
             if genotype in self._records:
                 return genotype
-            genotype = load_genotype(genotype)
+            if "~" in genotype and "(" not in genotype and not Path(genotype).exists():
+                genotype = cell_from_key(genotype)  # a key in another order, or a bad one
+            else:
+                genotype = load_genotype(genotype)
         if isinstance(genotype, Genotype):
             genotype = genotype.normal
         if not isinstance(genotype, CellGenotype):

@@ -35,7 +35,7 @@ from nasforge.data import (
     read_index_file,
     split_weight_arch,
 )
-from nasforge.derive import derive
+from nasforge.derive import derive, rule_options
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
@@ -88,9 +88,11 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                force: bool = False) -> dict:
     """Run (or continue) a search; returns the results written to ``results.json``."""
     out = Path(out)
+    s = cfg.search
+    # Checked before any work: a missing search.k must not surface after the whole search.
+    derive_options = rule_options(s, primitives=SPACES.get(s.space).primitives, nodes=s.nodes)
     if not resume:
         prepare_run_dir(out, cfg, force=force)
-    s = cfg.search
     device = pick_device(cfg.run.device)
     dtype = amp_dtype(device, cfg.run.amp)
     seed_everything(cfg.run.seed)
@@ -187,8 +189,12 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         network.eval()
         val_loss, val_acc = evaluate(lambda x: network(x, strategy.op_weights()), a_eval, dtype)
         strengths = strategy.strengths()
-        genotype = derive(s.rule, strengths, primitives=network.primitives, nodes=s.nodes)
-        genotype_text = format_genotype(genotype)
+        try:
+            genotype_text = format_genotype(derive(
+                s.rule, strengths, primitives=network.primitives, nodes=s.nodes,
+                **derive_options))
+        except NasforgeError as err:  # e.g. top-k leaves a cell empty: keep the strengths
+            genotype_text = f"# no genotype: {err}"
         elapsed += time.perf_counter() - t0
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
@@ -266,7 +272,10 @@ def read_strengths(run_dir: str | Path) -> dict:
 
 
 def derive_from_run(run_dir: str | Path, rule: str = "argmax", **options):
-    """Apply derivation ``rule`` to the saved strengths of a search run."""
+    """Apply derivation ``rule`` (with its options, e.g. ``k=14``) to a run's saved strengths.
+
+    Any rule works on any run: a DARTS search's strengths can be derived by top-k too.
+    """
     data = read_strengths(run_dir)
     strengths = {c: data[c] for c in ("normal", "reduce")}
     return derive(rule, strengths, primitives=tuple(data["primitives"]), nodes=data["nodes"],

@@ -215,9 +215,9 @@ def test_parse_error_quotes_a_short_excerpt():
         ([("skip_connect", 2, 2)], (2,), "reads node 2, which is not an earlier node"),
         ([("skip_connect", -1, 2)], (2,), "reads node -1, which is not an earlier node"),
         (
-            [("sep_conv_3x3", 0, 2), ("skip_connect", 3, 4)],
-            (2, 4),
-            "op 'skip_connect' into node 4 reads node 3, which has no input",
+            [("skip_connect", 2, 3), ("sep_conv_3x3", 3, 4)],
+            (3, 4),
+            "normal cell: no intermediate node is reachable from the cell inputs",
         ),
         ([("skip_connect", 0, 1)], (2,), "goes into node 1"),
         ([("skip_connect", 0, 2)], (2, 5), "normal_concat lists node 5, which has no input"),
@@ -265,9 +265,15 @@ def test_custom_primitives():
 
 
 def test_parse_validates():
-    text = EXT_TEXT.replace("('max_pool_3x3', 2, 4)", "('max_pool_3x3', 3, 4)")
-    with pytest.raises(NasforgeError, match="reads node 3, which has no input"):
+    text = EXT_TEXT.replace("('max_pool_3x3', 2, 4)", "('max_pool_3x3', 5, 4)")
+    with pytest.raises(NasforgeError, match="reads node 5, which is not an earlier node"):
         parse_genotype(text)
+
+
+def test_an_op_reading_a_node_without_input_is_a_valid_dead_op():
+    """Top-k ExtCells may keep such an op: it stays in the genotype (k ops), carries nothing."""
+    g = with_normal([("sep_conv_3x3", 0, 2), ("skip_connect", 3, 4)], (2, 4))
+    validate_genotype(g)
 
 
 # --------------------------------------------------------------------------- loading

@@ -53,7 +53,8 @@ def _wire(cell: CellGenotype) -> _Wiring:
     concat = tuple(n for n in cell.concat if n in live)
     if not concat:
         raise NasforgeError(
-            f"cell has no active node in its concat {tuple(cell.concat)}; ops: {cell.ops}"
+            f"no active intermediate node: none of the concat nodes {list(cell.concat)} is "
+            f"reached from the cell inputs by the cell's {len(cell.ops)} ops"
         )
     needed = set(concat)
     for node in sorted(live - {0, 1}, reverse=True):
@@ -183,7 +184,11 @@ class _EvalNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             cell_genotype = genotype.reduce if reduction else genotype.normal
-            cell = EvalCell(cell_genotype, C_pp, C_p, C_curr, reduction, reduction_prev)
+            try:
+                cell = EvalCell(cell_genotype, C_pp, C_p, C_curr, reduction, reduction_prev)
+            except NasforgeError as err:
+                kind = "reduction" if reduction else "normal"
+                raise NasforgeError(f"{kind} cell (layer {i}): {err}") from None
             self.cells.append(cell)
             C_pp, C_p = C_p, cell.out_channels
             reduction_prev = reduction

@@ -293,10 +293,13 @@ def _validate_cell(
                 f"{name} cell: op {op!r} into node {node} reads node {inp}, "
                 "which is not an earlier node"
             )
-        if inp >= 2 and inp not in active:
-            raise NasforgeError(
-                f"{name} cell: op {op!r} into node {node} reads node {inp}, which has no input"
-            )
+    live = {0, 1}
+    for target in sorted(active):
+        if any(n == target and i in live for _, i, n in cell.ops):
+            live.add(target)
+    if len(live) == 2:
+        raise NasforgeError(f"{name} cell: no intermediate node is reachable from the cell "
+                            "inputs 0 and 1")
     if not cell.concat:
         raise NasforgeError(f"{name}_concat is empty; list the active nodes")
     for node, count in Counter(cell.concat).items():
@@ -313,7 +316,9 @@ def validate_genotype(
 ) -> None:
     """Raise :class:`NasforgeError` naming the first bad op, input or node.
 
-    Inputs must be 0, 1 or an active earlier node; concatenated nodes must be active. With
+    Inputs must be 0, 1 or an earlier node (an op reading a node that receives no op carries
+    no signal and is not built by the evaluation network, as in a top-k ExtCell); some node
+    must be reachable from the cell inputs; concatenated nodes must be active. With
     ``nodes`` given, intermediate nodes must lie in ``2..nodes+1``.
     """
     for name in _CELLS:
