@@ -235,3 +235,24 @@ def test_bench_query_by_key_and_by_genotype_agree(capsys):
     assert by_key == by_genotype
     assert by_key["test_acc_mean"] == pytest.approx(expected["test_acc_mean"])
     assert by_key["test_acc_mean"] == pytest.approx(sum(by_key["test_acc"]) / 2)
+
+
+def test_plot_strengths_and_landscape_of_a_btnas_run(capsys, tmp_path, proxy_file):
+    run = tmp_path / "run"
+    sets = [a for s in [*TINY_SEARCH, "search.epochs=1", "search.batch_size=64"]
+            for a in ("--set", s)]
+    assert main(["search", "--algo", "btnas", "--proxy", str(proxy_file), *sets,
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["plot", "strengths", str(run), "--rule", "topk", "--k", "6",
+                 "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", "landscape", str(run), "--points", "3", "--batches", "1",
+                 "--json", str(tmp_path / "l.json"), "--out", str(tmp_path / "l.png")]) == 0
+    grid = json.loads((tmp_path / "l.json").read_text())
+    grid = grid[0] if isinstance(grid, list) else next(iter(grid.values()))
+    assert len(grid["loss"]) == 3 and all(len(row) == 3 for row in grid["loss"])
+    assert grid["loss"][1][1] == pytest.approx(grid["theta_loss"])
+    capsys.readouterr()
+    _one_line_error(capsys, ["plot", "strengths", str(run), "--k", "6",
+                             "--out", str(tmp_path / "x.png")], "--k and --act-all need --rule")

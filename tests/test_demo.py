@@ -5,6 +5,7 @@ import json
 from PIL import Image  # noqa: F401  (matplotlib's dependency; validates the PNGs)
 
 from nasforge.demo import run_demo
+from nasforge.search.loop import derive_from_run
 from nasforge.spaces.darts.genotype import parse_genotype
 
 
@@ -14,10 +15,16 @@ def test_demo_end_to_end_reaches_90_percent(tmp_path):
     saved = json.loads((out / "results.json").read_text())
     assert saved["test_acc"] == results["test_acc"] >= 90.0
     genotype = parse_genotype(saved["genotype"])
-    assert len(genotype.normal.ops) == len(genotype.reduce.ops) == 8
+    # BtNAS + top-k (k=14) + ActAll: exactly 14 ops over both cells, every node active
+    assert saved["algo"] == "btnas" and saved["rule"] == {"rule": "topk", "k": 14,
+                                                          "act_all": True}
+    assert len(genotype.normal.ops) + len(genotype.reduce.ops) == 14
+    assert genotype.normal.concat == genotype.reduce.concat == (2, 3, 4, 5)
+    assert genotype == derive_from_run(out / "search", "topk", k=14, act_all=True)
+    assert saved["proxy"] == {"method": "p1", "size": 629}
     assert saved["params_m"] > 0
     assert set(saved["seconds"]) == {"search", "train", "total"}
-    for name in ("normal.png", "reduce.png", "curves.png"):
+    for name in ("normal.png", "reduce.png", "curves.png", "entropy.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and min(image.size) > 100
     report = (out / "report.md").read_text()

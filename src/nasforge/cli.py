@@ -165,6 +165,26 @@ def cmd_plot_tsne(args: argparse.Namespace) -> None:
     print(plot_tsne(feats, _selections(args.selection, len(feats)), args.out, seed=args.seed))
 
 
+def cmd_plot_strengths(args: argparse.Namespace) -> None:
+    from nasforge.analysis.strengths_plot import plot_strengths
+    from nasforge.derive import rule_options
+
+    if not args.rule and (args.k is not None or args.act_all):
+        raise NasforgeError("--k and --act-all need --rule")
+    options = rule_options(args, flags=True) if args.rule else {}
+    print(plot_strengths(args.run_dir, args.out, title=args.title, genotype=args.genotype,
+                         rule=args.rule, annotate=args.values, **options))
+
+
+def cmd_plot_landscape(args: argparse.Namespace) -> None:
+    from nasforge.analysis.landscape import plot_landscape_runs
+
+    print(plot_landscape_runs(args.run_dir, args.out, labels=args.label or None,
+                              json_path=args.json, points=args.points, radius=args.radius,
+                              batches=args.batches, batch_size=args.batch_size,
+                              seed=args.seed, device=args.device))
+
+
 def cmd_bench_query(args: argparse.Namespace) -> None:
     from nasforge.benchmarks.tabular import TabularBenchmark
 
@@ -180,6 +200,25 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
     cfg = _config_from_args(args)
     rows = run_proxy_study(cfg, args.out, progress=not args.no_progress)
     print(f"{len(rows)} runs -> {Path(args.out) / 'results.csv'}, {Path(args.out) / 'study.png'}")
+
+
+def cmd_quality(args: argparse.Namespace) -> None:
+    from nasforge.quality import parse_spaces, run_quality, summarise
+
+    spaces = None
+    if args.spaces is not None:
+        spaces = [spec.name for spec in parse_spaces(args.spaces.split(","))]
+    if args.samples is not None and args.samples < 1:
+        raise NasforgeError(f"quality: --samples must be at least 1; got {args.samples}")
+    args.config = args.config or "quality-digits"
+    cfg = _config_from_args(args, **{"quality.spaces": spaces, "quality.samples": args.samples})
+    rows = run_quality(cfg, args.out)
+    for space, s in summarise(rows).items():
+        print(f"{space:12s} n={s['count']:<4d} median {s['median']:.2f}%  mean {s['mean']:.2f}%  "
+              f"min {s['min']:.2f}%  max {s['max']:.2f}%")
+    out = Path(args.out)
+    print(f"{len(rows)} nets -> {out / 'results.csv'}, {out / 'summary.json'}, "
+          f"{out / 'quality.png'}")
 
 
 def cmd_derive(args: argparse.Namespace) -> None:
@@ -274,7 +313,8 @@ def cmd_config_list(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from nasforge.demo import run_demo
 
-    results = run_demo(args.out, force=args.force, progress=not args.no_progress)
+    results = run_demo(args.out, force=args.force, progress=not args.no_progress,
+                       algo=args.algo)
     print(f"demo done in {results['seconds']['total']:.0f}s: test accuracy "
           f"{results['test_acc']:.2f}%, {results['params_m']:.3f}M params -> {args.out}")
 
@@ -347,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="index file to write")
     p.set_defaults(func=cmd_select)
 
-    p = sub.add_parser("plot", help="pictures of proxy data")
+    p = sub.add_parser("plot", help="pictures: proxy data, op strengths, loss landscapes")
     plot_sub = p.add_subparsers(dest="plot_command", required=True, parser_class=_Parser)
     q = plot_sub.add_parser("entropy", help="entropy histogram of the data and selections")
     q.add_argument("--entropy", required=True)
@@ -368,6 +408,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_plot_tsne)
 
+    q = plot_sub.add_parser("strengths", help="heatmaps of a search run's op strengths")
+    q.add_argument("run_dir")
+    _add_derive_args(q, "--rule", DERIVE_RULES.names())
+    q.add_argument("--genotype", help="outline this genotype's ops (file, name or text)")
+    q.add_argument("--values", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the values in the cells (default: when the grid is small)")
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_strengths)
+    q = plot_sub.add_parser("landscape", help="validation loss over op strengths (Fig. 4.6)")
+    q.add_argument("run_dir", nargs="+", help="search run directories (one panel each)")
+    q.add_argument("--points", type=int, default=21, help="grid points per axis")
+    q.add_argument("--radius", type=float, default=1.0, help="grid half-width")
+    q.add_argument("--batches", type=int, default=2, help="validation batches per point")
+    q.add_argument("--batch-size", type=int)
+    q.add_argument("--seed", type=int, default=0, help="seed of the random direction")
+    q.add_argument("--device", default="cpu")
+    q.add_argument("--label", action="append", default=[], help="panel title (repeatable)")
+    q.add_argument("--json", help="also write the measured grid as JSON")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_landscape)
+
     p = sub.add_parser("bench", help="tabular benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
     q = bench_sub.add_parser("query", help="tabulated accuracies of a cell")
@@ -382,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     _add_config_args(q)
     q.set_defaults(func=cmd_study_proxy)
+
+    p = sub.add_parser("quality", help="search-space quality: train random cells per space")
+    p.add_argument("--spaces", help="comma list of darts and extcell-K (default: from config)")
+    p.add_argument("--samples", type=int, help="unique random cell pairs per space")
+    p.add_argument("--out", required=True, help="output directory (re-run to resume)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("data", help="data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -403,8 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = cfg_sub.add_parser("list", help="shipped configs")
     q.set_defaults(func=cmd_config_list)
 
-    p = sub.add_parser("demo", help="end-to-end DARTS search → retrain on digits")
+    p = sub.add_parser("demo", help="end-to-end proxy → BtNAS search → retrain on digits")
     p.add_argument("--out", default="demo-run")
+    p.add_argument("--algo", default="btnas", choices=["btnas", "darts"],
+                   help="btnas: top-k + ActAll ExtCell (default); darts: argmax DARTS cell")
     p.add_argument("--force", action="store_true", help="overwrite an existing directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)

@@ -140,6 +140,15 @@ class StudyConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Search-space quality (§4.2.2): random cells per space, all trained with ``train``."""
+
+    spaces: list[str] = _opt(["darts", "extcell-10", "extcell-12", "extcell-14", "extcell-16"],
+                             help="darts or extcell-K (K ops over both cells, 2..196)")
+    samples: int = _opt(100, lo=1, help="unique random cell pairs per space")
+
+
+@dataclass
 class RunConfig:
     """How a run executes: seed, device and speed switches."""
 
@@ -161,6 +170,7 @@ class Config:
     entropy: EntropyConfig = field(default_factory=EntropyConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

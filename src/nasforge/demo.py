@@ -1,5 +1,6 @@
-"""The end-to-end demo: entropy scoring → P1 proxy selection → DARTS search on digits →
-argmax derivation → retrain → report.
+"""The end-to-end demo: entropy scoring → P1 proxy selection → BtNAS search on digits →
+top-k + ActAll ExtCell derivation → retrain → report (``algo="darts"``: the DARTS slice with
+argmax derivation instead).
 
 It is the smallest complete run of the whole pipeline, sized to finish within five minutes
 on two CPU cores, and the shape every later stage (proxy data, BtNAS, AutoSNN) plugs into.
@@ -21,17 +22,28 @@ from nasforge.search.loop import run_search
 from nasforge.spaces.darts.genotype import parse_genotype
 from nasforge.train import run_train
 
+ALGO_SETTINGS = {
+    "btnas": (),
+    "darts": ("search.algo=darts", "search.rule=argmax", "search.k=null",
+              "search.act_all=false"),
+}
+"""The demo's cell searches: BtNAS with top-k + ActAll (default) or DARTS with argmax."""
+
 
 def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: bool = True,
-             overrides: tuple[str, ...] = ()) -> dict:
+             algo: str = "btnas", overrides: tuple[str, ...] = ()) -> dict:
     """Run the demo into ``out``; returns the contents of ``out/results.json``."""
+    if algo not in ALGO_SETTINGS:
+        raise NasforgeError(f"demo algorithm '{algo}' is not available; choose from: "
+                            f"{', '.join(ALGO_SETTINGS)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
             raise NasforgeError(f"demo directory {out} already exists; pass --force to redo it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config("demo", [f"run.progress={str(progress).lower()}", *overrides])
+    cfg = load_config("demo", [f"run.progress={str(progress).lower()}", *ALGO_SETTINGS[algo],
+                               *overrides])
 
     t0 = time.perf_counter()
     search = run_search(cfg, out / "search")
@@ -45,7 +57,10 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
     plot_curves({"search": out / "search" / "search_log.csv",
                  "retrain": out / "train" / "train_log.csv"}, out / "curves.png")
     results = {
+        "algo": cfg.search.algo,
+        "rule": {"rule": cfg.search.rule, "k": cfg.search.k, "act_all": cfg.search.act_all},
         "genotype": search["genotype"],
+        "ops": {"normal": len(genotype.normal.ops), "reduce": len(genotype.reduce.ops)},
         "params_m": train["params_m"],
         "test_acc": train["test_acc"],
         "search_val_acc": search["val_acc"],
@@ -77,9 +92,10 @@ def _plot_selection(cfg, out: Path) -> Path:
 
 def _report(cfg, r: dict) -> str:
     s, t = cfg.search, cfg.train
+    rule = f"rule `{s.rule}`" + (f", k={s.k}" if s.k else "") + (", ActAll" if s.act_all else "")
     return f"""# nasforge demo
 
-DARTS ({s.order}-order) on `{cfg.data.dataset}`, seed {cfg.run.seed}, searched on a
+{s.algo.upper()} ({s.order}-order) on `{cfg.data.dataset}`, seed {cfg.run.seed}, searched on a
 {cfg.proxy.method.upper()} proxy subset of {r['proxy']['size']} training examples chosen by the
 entropy of a {cfg.entropy.model} trained for {cfg.entropy.epochs} epochs.
 
@@ -92,7 +108,7 @@ entropy of a {cfg.entropy.model} trained for {cfg.entropy.epochs} epochs.
 | retrain | {t.epochs} epochs, {t.layers} cells, C={t.channels}, batch {t.batch_size} \
 | test acc **{r['test_acc']:.2f}%**, {r['params_m']:.3f}M params | {r['seconds']['train']:.0f} s |
 
-## Derived genotype (rule `{s.rule}`)
+## Derived genotype ({rule}: {r['ops']['normal']} normal + {r['ops']['reduce']} reduction ops)
 
 ```
 {r['genotype']}

@@ -71,6 +71,9 @@ def test_study_runs_every_point_plus_the_full_baseline(study):
     assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["table"]) == 5
+    table = (out / "table.md").read_text()
+    p1 = [r for r in rows if r["method"] == "p1"]
+    assert all(f"{r['test_acc']:.2f} ± 0.00" in table for r in p1)
 
 
 def test_a_rerun_skips_finished_runs(study):

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts.genotype import CellGenotype, Genotype, load_genotype
@@ -205,6 +203,7 @@ def train_protocol(cell: CellGenotype | Genotype, seed: int, **protocol: Any) ->
     hour of 2 CPU cores. Returns final val/test accuracy (%), parameter count and seconds.
     """
     from nasforge.data import Augment, Batches
+    from nasforge.fit import fit
     from nasforge.search.loop import evaluate
     from nasforge.spaces.darts.eval_network import NetworkCIFAR
 
@@ -223,17 +222,8 @@ def train_protocol(cell: CellGenotype | Genotype, seed: int, **protocol: Any) ->
     opt = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"],
                           weight_decay=p["weight_decay"])
     start = time.perf_counter()
-    for epoch in range(p["epochs"]):
-        for group in opt.param_groups:
-            group["lr"] = _lr(p, epoch)
-        model.train()
-        for x, y in train.epoch(epoch):
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x)[0], y)
-            loss.backward()
-            if p["grad_clip"] > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), p["grad_clip"])
-            opt.step()
+    fit(model, train, opt, epochs=p["epochs"], lr_at=lambda epoch: _lr(p, epoch),
+        grad_clip=p["grad_clip"])
     model.eval()
     _, val_acc = evaluate(lambda x: model(x)[0], val, None)
     _, test_acc = evaluate(lambda x: model(x)[0], test, None)

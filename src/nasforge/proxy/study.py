@@ -104,6 +104,7 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> l
         write_rows(out / "results.csv", rows)
     summary = summarise(rows)
     atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "table.md", markdown_table(summary))
     plot_study(rows, out / "study.png", title=f"{cfg.data.dataset}: search on proxy data "
                f"({st.bench})")
     return rows
@@ -131,6 +132,38 @@ def summarise(rows: list[dict]) -> dict:
                       "search_seconds_mean": sum(float(r["search_seconds"]) for r in rs)
                       / len(rs)})
     return {"table": table}
+
+
+def markdown_table(summary: dict) -> str:
+    """Mean ± std tabulated test accuracy, one row per method, one column per subset size."""
+    lines = []
+    table = summary["table"]
+    for algo in sorted({r["algo"] for r in table}):
+        entries = [r for r in table if r["algo"] == algo]
+        sizes = sorted({(r["size"], r["k"]) for r in entries if r["method"] != "full"})
+        full = [r for r in entries if r["method"] == "full"]
+        head = " | ".join(f"{_size_label(z)} ({k})" for z, k in sizes)
+        title = f"**{algo}**"
+        if full:
+            f = full[0]
+            title += (f" — full data ({f['k']} examples): "
+                      f"{f['test_acc_mean']:.2f} ± {f['test_acc_std']:.2f}")
+        lines += [title, "", f"| method | {head} | mean |",
+                  "|---|" + "---|" * (len(sizes) + 1)]
+        methods = sorted({r["method"] for r in entries} - {"full"})
+        for method in methods:
+            cells, means = [], []
+            for z, _ in sizes:
+                hit = [r for r in entries if r["method"] == method and r["size"] == z]
+                if hit:
+                    cells.append(f"{hit[0]['test_acc_mean']:.2f} ± {hit[0]['test_acc_std']:.2f}")
+                    means.append(hit[0]["test_acc_mean"])
+                else:
+                    cells.append("–")
+            avg = f"{sum(means) / len(means):.2f}" if means else "–"
+            lines.append(f"| {method} | {' | '.join(cells)} | {avg} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def plot_study(rows: list[dict], path: Path, *, title: str = "") -> Path:

@@ -35,3 +35,11 @@ register_space(CellSpace(
     "tabular-digits", ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"), 2,
     "tabular benchmark space: 3 ops, 2 nodes, 243 normal cells (nasforge.benchmarks)",
 ))
+# RobustDARTS's restricted spaces (thesis §3.4.6). S1 (per-edge top-2 ops of a DARTS run)
+# differs per edge and arrives with the algorithm zoo.
+register_space(CellSpace("s2", ("sep_conv_3x3", "skip_connect"), 4,
+                         "RobustDARTS S2: sep_conv_3x3 and skip_connect on every edge"))
+register_space(CellSpace("s3", ("none", "sep_conv_3x3", "skip_connect"), 4,
+                         "RobustDARTS S3: S2 plus none"))
+register_space(CellSpace("s4", ("sep_conv_3x3", "noise"), 4,
+                         "RobustDARTS S4: sep_conv_3x3 and noise (N(0,1) of the output shape)"))
