@@ -31,3 +31,33 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     return subprocess.run([sys.executable, "-m", "nasforge.cli", *args], capture_output=True,
                           text=True, env=env, check=check, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks run faster on one thread, the more so on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def search_runs(tmp_path_factory):
+    """1-epoch BtNAS and DARTS searches on 160 digits (3 steps each), shared by the plots."""
+    from nasforge.config import load_config
+    from nasforge.search.loop import run_search
+
+    root = tmp_path_factory.mktemp("analysis-runs")
+    proxy = root / "proxy.txt"
+    proxy.write_text("".join(f"{i}\n" for i in range(0, 1200, 7)[:160]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    for algo in ("btnas", "darts"):
+        cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy}", "search.epochs=1",
+                                 f"search.algo={algo}"])
+        run_search(cfg, root / algo)
+        out[algo] = root / algo
+    torch.set_num_threads(threads)
+    return out

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SEARCH
 from nasforge.analysis.landscape import (
     loss_landscape,
     plot_landscape,
@@ -15,38 +14,20 @@ from nasforge.analysis.landscape import (
     plot_landscapes,
 )
 from nasforge.checkpoint import load_checkpoint
-from nasforge.config import load_config
 from nasforge.data import load_dataset, split_weight_arch
 from nasforge.errors import NasforgeError
 from nasforge.runtime import load_run_config
-from nasforge.search.loop import run_search
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 SMALL = dict(batches=2, batch_size=16)  # 32 validation examples
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread, the more so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """1-epoch BtNAS and DARTS searches on 160 digits (3 steps each)."""
-    root = tmp_path_factory.mktemp("landscape")
-    proxy = root / "proxy.txt"
-    proxy.write_text("".join(f"{i}\n" for i in range(0, 1200, 7)[:160]))
-    out = {}
-    for algo in ("btnas", "darts"):
-        cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy}", "search.epochs=1",
-                                 f"search.algo={algo}"])
-        run_search(cfg, root / algo)
-        out[algo] = root / algo
-    return out
+def runs(search_runs):
+    return search_runs
 
 
 def _independent(run_dir):

@@ -5,35 +5,18 @@ import json
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-import torch
 
-from conftest import TINY_SEARCH
 from nasforge.analysis.strengths_plot import plot_strengths, strengths_data, strengths_figure
-from nasforge.config import load_config
 from nasforge.errors import NasforgeError
-from nasforge.search.loop import derive_from_run, run_search
+from nasforge.search.loop import derive_from_run
 from nasforge.spaces.darts.genotype import CellGenotype, Genotype, cell_edges
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks run faster on one thread, the more so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def btnas_run(tmp_path_factory):
-    """A 1-epoch BtNAS search on 160 digits (3 steps), shared by the module's tests."""
-    root = tmp_path_factory.mktemp("strengths")
-    proxy = root / "proxy.txt"
-    proxy.write_text("".join(f"{i}\n" for i in range(0, 1200, 7)[:160]))
-    cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy}", "search.epochs=1",
-                             "search.algo=btnas"])
-    run_search(cfg, root / "run")
-    return root / "run"
+def btnas_run(search_runs):
+    return search_runs["btnas"]
 
 
 def _kept_pairs(data, cell):
