@@ -31,3 +31,11 @@ def test_demo_end_to_end_reaches_90_percent(tmp_path):
     assert f"{results['test_acc']:.2f}%" in report and saved["genotype"] in report
     assert (out / "train" / "model.pt").is_file()
     assert (out / "search" / "strengths.json").is_file()
+
+
+def test_demo_darts_slice_derives_a_darts_cell(tmp_path):
+    results = run_demo(tmp_path / "demo", progress=False, algo="darts")
+    genotype = parse_genotype(results["genotype"])
+    assert results["algo"] == "darts" and results["rule"]["rule"] == "argmax"
+    assert len(genotype.normal.ops) == len(genotype.reduce.ops) == 8
+    assert results["test_acc"] >= 90.0
