@@ -281,6 +281,23 @@ def cmd_describe(args: argparse.Namespace) -> None:
           f"({info['dataset']}, C={info['channels']}, {info['layers']} cells)")
 
 
+def cmd_snn_describe(args: argparse.Namespace) -> None:
+    from nasforge.snn import describe_snn
+
+    info = describe_snn(args.arch, args.channels, args.dataset, args.timesteps,
+                        measure=args.measure, batch=args.batch, convention=args.convention,
+                        variant=args.variant, space=args.space)
+    if args.json:
+        print(json.dumps(info))
+        return
+    line = (f"params: {info['params_m']:.2f}M  neurons: {info['neurons']:,}  "
+            f"({info['dataset']}, C={info['channels']}, T={info['timesteps']}, {info['arch']})")
+    if args.measure:
+        line += (f"\nspikes per image: {info['spikes_per_image']:,.0f} "
+                 f"({info['convention']} convention, {info['data']} batch of {info['batch']})")
+    print(line)
+
+
 def cmd_data_info(args: argparse.Namespace) -> None:
     from nasforge.data import dataset_info
 
@@ -451,6 +468,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (re-run to resume)")
     _add_config_args(p)
     p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("snn", help="spiking networks (AutoSNN, chapter 5)")
+    snn_sub = p.add_subparsers(dest="snn_command", required=True, parser_class=_Parser)
+    q = snn_sub.add_parser("describe", help="parameters, neurons and spikes of an SNN")
+    q.add_argument("--arch", required=True,
+                   help="block names, e.g. SRB_k5,SRB_k5,skip,SRB_k3,SRB_k5")
+    q.add_argument("--channels", type=int, default=16)
+    q.add_argument("--dataset", default="cifar10",
+                   choices=["cifar10", "cifar100", "svhn", "tiny-imagenet", "cifar10-dvs",
+                            "dvs128-gesture", "digits"])
+    q.add_argument("--timesteps", type=int, default=8)
+    q.add_argument("--variant", choices=["v1", "v2", "v3"])
+    q.add_argument("--space", default="default",
+                   choices=["default", "v2-8tbd", "tbd-before-pool"])
+    q.add_argument("--measure", action="store_true", help="count spikes on a small batch")
+    q.add_argument("--batch", type=int, default=4)
+    q.add_argument("--convention", default="thesis", choices=["thesis", "neurons"])
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_snn_describe)
 
     p = sub.add_parser("data", help="data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
