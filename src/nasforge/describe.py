@@ -38,6 +38,14 @@ def count_parameters(model: nn.Module, *, exclude_auxiliary: bool = True) -> int
     )
 
 
+def _input_spec(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and float dtype for a probe input: those of the model's first parameter."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    return device, dtype
+
+
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of the Conv2d and Linear layers for one input of ``input_shape``.
 
@@ -68,9 +76,7 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
             handles.append(module.register_forward_hook(conv_hook))
         elif isinstance(module, nn.Linear):
             handles.append(module.register_forward_hook(linear_hook))
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device, dtype = _input_spec(model)
     was_training = model.training
     model.eval()
     try:
@@ -183,9 +189,7 @@ def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     shape = tuple(input_shape)
     if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise NasforgeError(f"input_shape must be positive integers like (3, 32, 32), got {shape}")
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    device, dtype = _input_spec(model)
     was_training = model.training
     model.train()
     try:

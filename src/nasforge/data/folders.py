@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from nasforge.data.augment import Augment
 from nasforge.data.datasets import DATASETS, FolderSplit, RawSplits
 from nasforge.data.image_transforms import ImageTransform, decode_image
-from nasforge.data.loader import _check_indices, epoch_seed
+from nasforge.data.loader import _check_indices, epoch_seed, normalisation
 from nasforge.errors import NasforgeError
 
 __all__ = [
@@ -310,19 +310,12 @@ class FolderBatches:
         num_workers: int | None = None,
         jitter: float = 0.4,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise NasforgeError(f"batch size {batch_size!r} is not allowed: use an integer >= 1")
-        if len(mean) != split.channels or len(std) != split.channels:
-            raise NasforgeError(
-                f"mean {tuple(mean)} / std {tuple(std)} need one value per channel "
-                f"({split.channels})"
-            )
-        if any(float(s) <= 0 for s in std):
-            raise NasforgeError(f"std {tuple(std)} is not allowed: every value must be > 0")
+        self.device = torch.device(device)
+        self._scale, self._shift = normalisation(batch_size, mean, std, split.channels,
+                                                 self.device)
         workers = default_num_workers() if num_workers is None else num_workers
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise NasforgeError(f"num_workers {workers!r} is not allowed: use an integer >= 0")
-        self.device = torch.device(device)
         index = torch.arange(len(split)) if indices is None else _check_indices(indices, len(split))
         self._index = index.numpy().astype(np.int64)
         # One bytes array instead of a list of str: forked workers then share it without
@@ -339,11 +332,6 @@ class FolderBatches:
             crop_pad=0 if self.augment is None else self.augment.crop_pad, jitter=jitter,
         )
         self._cutout = self.augment.cutout if self.augment is not None and self.train else 0
-        stats = dict(dtype=torch.float32, device=self.device)
-        std_t = torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
-        mean_t = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
-        self._scale = 1.0 / (255.0 * std_t)
-        self._shift = mean_t / std_t
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last

@@ -16,10 +16,30 @@ from nasforge.data.augment import Augment
 from nasforge.data.datasets import FolderSplit, Split
 from nasforge.errors import NasforgeError
 
-__all__ = ["Batches", "epoch_seed", "make_batches"]
+__all__ = ["Batches", "epoch_seed", "make_batches", "normalisation"]
 
 # Options only FolderBatches understands; in-memory splits ignore them.
 FOLDER_ONLY_OPTIONS = ("image_size", "train", "num_workers", "jitter")
+
+
+def normalisation(batch_size: int, mean: Sequence[float], std: Sequence[float], channels: int,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a batcher's arguments; return ``(scale, shift)``: x/255 normalised = x*scale-shift.
+
+    Shared by :class:`Batches` and ``FolderBatches`` so both reject the same bad input.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise NasforgeError(f"batch size {batch_size!r} is not allowed: use an integer >= 1")
+    if len(mean) != channels or len(std) != channels:
+        raise NasforgeError(
+            f"mean {tuple(mean)} / std {tuple(std)} need one value per channel ({channels})"
+        )
+    if any(float(s) <= 0 for s in std):
+        raise NasforgeError(f"std {tuple(std)} is not allowed: every value must be > 0")
+    stats = dict(dtype=torch.float32, device=device)
+    std_t = torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
+    mean_t = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
+    return 1.0 / (255.0 * std_t), mean_t / std_t  # (x/255 - mean) / std
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -52,27 +72,15 @@ class Batches:
         seed: int = 0,
         channels_last: bool = False,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise NasforgeError(f"batch size {batch_size!r} is not allowed: use an integer >= 1")
-        channels = int(split.x.shape[1])
-        if len(mean) != channels or len(std) != channels:
-            raise NasforgeError(
-                f"mean {tuple(mean)} / std {tuple(std)} need one value per channel ({channels})"
-            )
-        if any(float(s) <= 0 for s in std):
-            raise NasforgeError(f"std {tuple(std)} is not allowed: every value must be > 0")
         self.device = torch.device(device)
+        self._scale, self._shift = normalisation(batch_size, mean, std, int(split.x.shape[1]),
+                                                 self.device)
         x, y = split.x, split.y
         if indices is not None:
             indices = _check_indices(indices, len(split))
             x, y = x[indices], y[indices]
         self._x = x.to(self.device, dtype=torch.uint8)
         self._y = y.to(self.device, dtype=torch.int64)
-        stats = dict(dtype=torch.float32, device=self.device)
-        std_t = torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
-        mean_t = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
-        self._scale = 1.0 / (255.0 * std_t)  # (x/255 - mean) / std == x * scale - shift
-        self._shift = mean_t / std_t
         self.batch_size = batch_size
         self.augment = augment if augment is not None and augment.active else None
         self.shuffle = shuffle

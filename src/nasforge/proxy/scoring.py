@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, Split, load_dataset
-from nasforge.data.loader import epoch_seed
+from nasforge.data.loader import epoch_seed, normalisation
 from nasforge.errors import NasforgeError
 from nasforge.proxy.entropy import (
     ForgettingCounter,
@@ -90,9 +90,8 @@ class IndexedBatches:
         self.device = device
         self.x = split.x.to(device)
         self.y = split.y.to(device)
-        stats = dict(dtype=torch.float32, device=device)
-        self._inv_std = 1.0 / torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
-        self._mean = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
+        scale, self._shift = normalisation(batch_size, mean, std, int(split.x.shape[1]), device)
+        self._scale = scale * 255.0  # inputs here are floats in [0, 1]
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
@@ -103,7 +102,7 @@ class IndexedBatches:
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1] → normalised, in the model's memory format."""
-        x = (x - self._mean) * self._inv_std
+        x = x * self._scale - self._shift
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def raw(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor,
