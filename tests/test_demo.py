@@ -1,4 +1,4 @@
-"""The README's main job, run exactly as a user runs it (about two minutes on 2 cores)."""
+"""The README's main job, run exactly as a user runs it (about five minutes on 2 cores)."""
 
 import json
 
@@ -24,6 +24,19 @@ def test_demo_end_to_end_reaches_90_percent(tmp_path):
     assert saved["proxy"] == {"method": "p1", "size": 629}
     assert saved["params_m"] > 0
     assert set(saved["seconds"]) == {"search", "train", "total"}
+    # AutoSNN part: two searches on one super-network, every top-1 and the baseline retrained
+    snn = saved["snn"]
+    assert [row["lam"] for row in snn["searches"]] == [0.0, -0.08]
+    assert snn["n_avg"] > 0
+    assert set(snn["trained"]) == {"lam+0", "lam-0.08", "cifarnet-fang"}
+    for name, row in snn["trained"].items():
+        assert row["test_acc"] >= 70.0 and row["spikes"] > row["spikes_neurons"] > 0, name
+    assert snn["trained"]["lam-0.08"]["arch"] == snn["searches"][1]["arch"]
+    assert snn["trained"]["cifarnet-fang"]["arch"] is None
+    for name in ("pareto.png", "layers.png", "search.png", "arch.png"):
+        with Image.open(out / "snn" / name) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    assert snn["searches"][1]["arch"] in report_text(out)
     for name in ("normal.png", "reduce.png", "curves.png", "entropy.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG" and min(image.size) > 100
@@ -33,8 +46,13 @@ def test_demo_end_to_end_reaches_90_percent(tmp_path):
     assert (out / "search" / "strengths.json").is_file()
 
 
+def report_text(out):
+    return (out / "report.md").read_text()
+
+
 def test_demo_darts_slice_derives_a_darts_cell(tmp_path):
-    results = run_demo(tmp_path / "demo", progress=False, algo="darts")
+    results = run_demo(tmp_path / "demo", progress=False, algo="darts", snn=False)
+    assert "snn" not in results and not (tmp_path / "demo" / "snn").exists()
     genotype = parse_genotype(results["genotype"])
     assert results["algo"] == "darts" and results["rule"]["rule"] == "argmax"
     assert len(genotype.normal.ops) == len(genotype.reduce.ops) == 8

@@ -41,6 +41,18 @@ def _add_run_dir_args(p: argparse.ArgumentParser, what: str) -> None:
     _add_config_args(p)
 
 
+def _add_snn_args(p: argparse.ArgumentParser) -> None:
+    """Shortcuts for the most used ``snn.*`` config keys."""
+    p.add_argument("--channels", type=int, help="initial channels C (default 16)")
+    p.add_argument("--timesteps", type=int, help="time steps T (default 8)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 600)")
+    p.add_argument("--variant", choices=["v1", "v2", "v3"], help="macro variant (Table 5.1)")
+    p.add_argument("--space", choices=["default", "v2-8tbd", "tbd-before-pool"],
+                   help="enlarged spaces (Table 5.9)")
+    p.add_argument("--neuron", choices=["plif", "relu"], help="relu: the DNN version (§5.5.2)")
+    p.add_argument("--loss", choices=["mse", "ce"], help="loss on firing rates (default mse)")
+
+
 def _add_derive_args(p: argparse.ArgumentParser, flag: str, rules: list[str],
                      default: str | None = None) -> None:
     """The derivation rule (``--rule`` or ``--derive``) and the top-k options."""
@@ -281,6 +293,87 @@ def cmd_describe(args: argparse.Namespace) -> None:
           f"({info['dataset']}, C={info['channels']}, {info['layers']} cells)")
 
 
+def _snn_sets(args: argparse.Namespace) -> dict[str, object]:
+    """The ``snn.*`` options shared by the SNN stages, as config keys."""
+    keys = ("channels", "timesteps", "epochs", "variant", "space", "neuron", "loss")
+    return {f"snn.{k}": getattr(args, k, None) for k in keys}
+
+
+def _lams(values: list[str]) -> list[float] | None:
+    """``--lam -0.08 --lam -0.16`` or ``--lam=-0.08,-0.16`` → floats."""
+    out: list[float] = []
+    for text in values:
+        for part in text.split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise NasforgeError(f"--lam must be a number, got {part!r}") from None
+    return out or None
+
+
+def cmd_snn_supernet(args: argparse.Namespace) -> None:
+    from nasforge.snn.supernet import resume_supernet, run_supernet
+
+    if args.resume:
+        results = resume_supernet(args.resume)
+    else:
+        if not args.out:
+            raise NasforgeError("snn supernet: --out RUN_DIR is required (or --resume RUN_DIR)")
+        results = run_supernet(_config_from_args(args, **_snn_sets(args)), args.out,
+                               force=args.force)
+    print(f"super-network trained: N_avg = {results['n_avg']:,.1f} spikes per image "
+          f"({results['convention']} convention); random-path val acc "
+          f"{results['val_acc_random_path']:.2f}%")
+
+
+def cmd_snn_search(args: argparse.Namespace) -> None:
+    from nasforge.snn.search import run_snn_search
+
+    sets = {"snn.lams": _lams(args.lam), "snn.search_algo": args.algo,
+            "run.seed": args.seed, "run.device": args.device,
+            "run.progress": False if args.no_progress else None}
+    overrides = [f"{k}={json.dumps(v)}" for k, v in sets.items() if v is not None]
+    results = run_snn_search(args.supernet, args.out, [*overrides, *args.overrides],
+                             force=args.force, config=args.config)
+    for row in results["searches"]:
+        print(f"lam={row['lam']:+g}: {row['arch']}  (val acc {row['acc']:.2f}%, "
+              f"{row['spikes']:,.0f} spikes, fitness {row['fitness']:.3f})")
+
+
+def cmd_snn_train(args: argparse.Namespace) -> None:
+    from nasforge.snn.search import best_arch
+    from nasforge.snn.train import resume_snn_train, run_snn_train
+
+    if args.resume:
+        results = resume_snn_train(args.resume)
+    else:
+        if not args.out:
+            raise NasforgeError("snn train: --out RUN_DIR is required (or --resume RUN_DIR)")
+        arch = args.arch
+        if arch is not None and Path(arch).is_dir():
+            arch = best_arch(arch, _lams(args.lam)[0] if args.lam else None)
+        elif args.lam:
+            raise NasforgeError("snn train: --lam picks a search in --arch SEARCH_DIR; "
+                                "give --arch a search run directory")
+        cfg = _config_from_args(args, **_snn_sets(args), **{"snn.arch": arch,
+                                                             "snn.model": args.model})
+        results = run_snn_train(cfg, args.out, force=args.force)
+    print(f"{results['label']}: test acc {results['test_acc']:.2f}%, "
+          f"{results['spikes']:,.0f} spikes per image, {results['params_m']:.3f}M params")
+
+
+def cmd_snn_quality(args: argparse.Namespace) -> None:
+    from nasforge.snn.quality import run_snn_quality
+
+    variants = args.variants.split(",") if args.variants else None
+    cfg = _config_from_args(args, **_snn_sets(args), **{"snn.samples": args.samples,
+                                                         "snn.variants": variants})
+    results = run_snn_quality(cfg, args.out)
+    for variant, row in results["variants"].items():
+        print(f"{variant}: mean test acc {row['mean_acc']:.2f}%, mean spikes "
+              f"{row['mean_spikes']:,.0f} over {row['samples']} random SNNs")
+
+
 def cmd_snn_describe(args: argparse.Namespace) -> None:
     from nasforge.snn import describe_snn
 
@@ -331,9 +424,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from nasforge.demo import run_demo
 
     results = run_demo(args.out, force=args.force, progress=not args.no_progress,
-                       algo=args.algo)
-    print(f"demo done in {results['seconds']['total']:.0f}s: test accuracy "
+                       algo=args.algo, snn=not args.no_snn)
+    print(f"demo done in {results['seconds']['total']:.0f}s: cell test accuracy "
           f"{results['test_acc']:.2f}%, {results['params_m']:.3f}M params -> {args.out}")
+    for name, row in results.get("snn", {}).get("trained", {}).items():
+        print(f"  SNN {name}: test accuracy {row['test_acc']:.2f}%, "
+              f"{row['spikes']:,.0f} spikes per image, {row['params_m'] * 1e3:.1f}K params")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -488,6 +584,45 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_snn_describe)
 
+    q = snn_sub.add_parser("supernet", help="train the AutoSNN super-network (uniform paths)")
+    _add_run_dir_args(q, "super-network training")
+    _add_snn_args(q)
+    q.set_defaults(func=cmd_snn_supernet)
+
+    q = snn_sub.add_parser("search", help="spike-aware evolutionary search on a super-network")
+    q.add_argument("--supernet", required=True, help="run directory of `snn supernet`")
+    q.add_argument("--out", required=True, help="search directory (re-run to resume)")
+    q.add_argument("--lam", action="append", default=[],
+                   help="fitness exponent (repeatable or comma list; default -0.08)")
+    q.add_argument("--algo", choices=["evolution", "random"],
+                   help="evolution (Algorithm 1, default) or random (WS + random search)")
+    q.add_argument("--config", help="search settings (snn.lams, snn.search_algo, ...)")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--device")
+    q.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="e.g. snn.rounds=5")
+    q.add_argument("--force", action="store_true", help="discard an existing search directory")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_snn_search)
+
+    q = snn_sub.add_parser("train", help="train a searched SNN or a hand-crafted baseline")
+    q.add_argument("--arch", help="block names, or a `snn search` directory (its top-1)")
+    q.add_argument("--lam", action="append", default=[],
+                   help="with --arch SEARCH_DIR: the lambda whose top-1 to train")
+    q.add_argument("--model", help="hand-crafted baseline: cifarnet-wu, cifarnet-fang, "
+                   "resnet11-lee, resnet19-zheng")
+    _add_run_dir_args(q, "SNN training")
+    _add_snn_args(q)
+    q.set_defaults(func=cmd_snn_train)
+
+    q = snn_sub.add_parser("quality", help="train random SNNs per macro variant (Fig. 5.8)")
+    q.add_argument("--out", required=True, help="study directory (re-run to resume)")
+    q.add_argument("--samples", type=int, help="random architectures per variant (100)")
+    q.add_argument("--variants", help="comma list of default, v1, v2, v3 (default: all)")
+    _add_config_args(q)
+    _add_snn_args(q)
+    q.set_defaults(func=cmd_snn_quality)
+
     p = sub.add_parser("data", help="data sets")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     q = data_sub.add_parser("info", help="sizes, shapes and classes of a data set")
@@ -508,11 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = cfg_sub.add_parser("list", help="shipped configs")
     q.set_defaults(func=cmd_config_list)
 
-    p = sub.add_parser("demo", help="end-to-end proxy → BtNAS search → retrain on digits")
+    p = sub.add_parser("demo", help="end to end on digits: proxy → BtNAS → retrain, then AutoSNN")
     p.add_argument("--out", default="demo-run")
     p.add_argument("--algo", default="btnas", choices=["btnas", "darts"],
                    help="btnas: top-k + ActAll ExtCell (default); darts: argmax DARTS cell")
     p.add_argument("--force", action="store_true", help="overwrite an existing directory")
+    p.add_argument("--no-snn", action="store_true", help="skip the AutoSNN part")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -149,6 +149,55 @@ class QualityConfig:
 
 
 @dataclass
+class SNNConfig:
+    """AutoSNN (chapter 5): backbone, super-network training, spike-aware search, retraining.
+
+    One training protocol serves the super-network and the retrained SNNs (§5.4.1): Adam
+    1e-3 without a schedule, batch 96, 600 epochs, pad-crop + flip + cutout 16 on static data.
+    """
+
+    channels: int = _opt(16, lo=1, help="initial channels C of the backbone")
+    timesteps: int = _opt(8, lo=1, help="time steps T (thesis: 4, 8 or 16)")
+    variant: str | None = _opt(None, choices=("v1", "v2", "v3"),
+                               help="macro variant of Table 5.1 (None = the proposed one)")
+    space: str = _opt("default", choices=("default", "v2-8tbd", "tbd-before-pool"),
+                      help="enlarged spaces of Table 5.9")
+    blocks: list[str] = _opt(["SCB_k3", "SCB_k5", "SRB_k3", "SRB_k5", "skip"],
+                             help="candidate blocks of the super-network and the search")
+    neuron: str = _opt("plif", choices=("plif", "relu"),
+                       help="relu: the DNN version of the space (§5.5.2)")
+    epochs: int = _opt(600, lo=1)
+    batch_size: int = _opt(96, lo=1)
+    lr: float = _opt(1e-3, lo=0.0)
+    betas: tuple[float, float] = _opt((0.9, 0.999))
+    loss: str = _opt("mse", choices=("mse", "ce"),
+                     help="mse: firing rates vs one-hot labels (the authors'); ce: cross-entropy")
+    val_fraction: float = _opt(0.2, lo=0.0, hi=0.9,
+                               help="super-network: share of training data held out (8:2)")
+    crop_pad: int = _opt(4, lo=0)
+    flip: bool = _opt(True)
+    cutout: int = _opt(16, lo=0, help="static data only; 0 disables")
+    convention: str = _opt("thesis", choices=("thesis", "neurons"),
+                           help="spike count: thesis = neurons + max-pool outputs")
+    arch: str | None = _opt(None, help="snn train: block names, e.g. SRB_k5,SRB_k5,skip,...")
+    model: str | None = _opt(None, help="snn train: a hand-crafted baseline instead of arch")
+    lams: list[float] = _opt([-0.08], help="fitness exponents; one search per value")
+    search_algo: str = _opt("evolution", choices=("evolution", "random"))
+    rounds: int = _opt(10, lo=1)
+    pool: int = _opt(20, lo=1)
+    top_k: int = _opt(10, lo=1)
+    mutations: int = _opt(10, lo=0)
+    crossovers: int = _opt(10, lo=0)
+    mutation_prob: float = _opt(0.2, lo=0.0, hi=1.0)
+    budget: int = _opt(200, lo=1, help="random search: architectures evaluated")
+    eval_batch_size: int = _opt(256, lo=1)
+    samples: int = _opt(100, lo=1, help="snn quality: random architectures per space")
+    variants: list[str] = _opt(["default", "v1", "v2", "v3"],
+                               choices=("default", "v1", "v2", "v3"),
+                               help="snn quality: macro variants to compare (Fig. 5.8)")
+
+
+@dataclass
 class RunConfig:
     """How a run executes: seed, device and speed switches."""
 
@@ -171,6 +220,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    snn: SNNConfig = field(default_factory=SNNConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

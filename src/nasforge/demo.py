@@ -1,6 +1,6 @@
 """The end-to-end demo: entropy scoring → P1 proxy selection → BtNAS search on digits →
 top-k + ActAll ExtCell derivation → retrain → report (``algo="darts"``: the DARTS slice with
-argmax derivation instead).
+argmax derivation instead), then AutoSNN: super-network → spike-aware search → retrain.
 
 It is the smallest complete run of the whole pipeline, sized to finish within five minutes
 on two CPU cores, and the shape every later stage (proxy data, BtNAS, AutoSNN) plugs into.
@@ -31,8 +31,11 @@ ALGO_SETTINGS = {
 
 
 def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: bool = True,
-             algo: str = "btnas", overrides: tuple[str, ...] = ()) -> dict:
-    """Run the demo into ``out``; returns the contents of ``out/results.json``."""
+             algo: str = "btnas", overrides: tuple[str, ...] = (), snn: bool = True) -> dict:
+    """Run the demo into ``out``; returns the contents of ``out/results.json``.
+
+    ``snn`` adds the AutoSNN pipeline (:mod:`nasforge.snn.demo`) under ``out/snn``.
+    """
     if algo not in ALGO_SETTINGS:
         raise NasforgeError(f"demo algorithm '{algo}' is not available; choose from: "
                             f"{', '.join(ALGO_SETTINGS)}")
@@ -71,8 +74,15 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
                   "curves": "curves.png", "entropy": selection.name,
                   "search_run": "search", "train_run": "train"},
     }
+    report = _report(cfg, results)
+    if snn:
+        from nasforge.snn.demo import run_snn_demo, snn_report
+
+        results["snn"] = run_snn_demo(out / "snn", progress=progress)
+        results["seconds"]["total"] = time.perf_counter() - t0
+        report += "\n" + snn_report(results["snn"])
     write_results(out, results)
-    atomic_write_text(out / "report.md", _report(cfg, results))
+    atomic_write_text(out / "report.md", report)
     return results
 
 

@@ -173,7 +173,7 @@ def crossover(first: Arch, second: Arch, rng: random.Random) -> Arch:
     return first[:cut] + second[cut:]
 
 
-def _sample_new(rng: random.Random, blocks: Sequence[str], length: int, count: int,
+def sample_unique(rng: random.Random, blocks: Sequence[str], length: int, count: int,
                 taken: set[Arch]) -> list[Arch]:
     """``count`` random architectures not in ``taken`` (fewer if the space runs out)."""
     count = min(count, len(blocks) ** length - len(taken))
@@ -292,7 +292,7 @@ def evolutionary_search(
     try:
         for rnd in range(1, rounds + 1):
             if rnd == 1:
-                candidates = _sample_new(rng, blocks, length, pool, taken)
+                candidates = sample_unique(rng, blocks, length, pool, taken)
             else:
                 top = _ranked(history, top_k)
                 candidates = _offspring(
@@ -300,7 +300,7 @@ def evolutionary_search(
                     mutations, taken)
                 candidates += _offspring(
                     lambda top=top: crossover(*_two_parents(top, rng), rng), crossovers, taken)
-                candidates += _sample_new(rng, blocks, length, pool - len(candidates), taken)
+                candidates += sample_unique(rng, blocks, length, pool - len(candidates), taken)
             for arch in candidates:
                 if rnd <= done_rounds and arch not in replay:
                     raise NasforgeError(f"{path} does not replay: {arch_to_text(arch)} was "
@@ -350,7 +350,7 @@ def random_search(
     evals = EvalCache(evaluate, cache)
     rng = random.Random(seed)
     history: list[HistoryRow] = []
-    archs = _sample_new(rng, blocks, length, budget, set())
+    archs = sample_unique(rng, blocks, length, budget, set())
     for arch in tqdm(archs, desc=f"random lam={lam}", unit="arch", disable=not progress):
         acc, spikes = evals(arch)
         history.append(HistoryRow(arch, acc, spikes, fitness(acc, spikes, n_avg, lam), 1))

@@ -5,13 +5,18 @@ thesis (sigmoid surrogate, attached reset), so every neuron in nasforge comes fr
 :func:`plif`, which fixes the thesis's settings in one place.
 """
 
+import contextlib
+import contextvars
 import importlib.util
 import inspect
+from collections.abc import Iterator
 
 import torch
 from spikingjelly.activation_based import functional, surrogate
 from spikingjelly.activation_based.neuron import ParametricLIFNode
 from torch import nn
+
+from nasforge.errors import NasforgeError
 
 V_THRESHOLD = 1.0  # the thesis's "V_th = 0" is a typo confirmed by the author (DESIGN §6)
 V_RESET = 0.0
@@ -32,8 +37,33 @@ def _backend_kwargs(device: torch.device | str | None) -> dict[str, str]:
     return {"backend": "cupy" if on_cuda and has_cupy else "torch"}
 
 
-def plif(device: torch.device | str | None = None) -> ParametricLIFNode:
-    """A multi-step PLIF layer with the thesis's settings (one learnable decay per layer)."""
+NEURON_KINDS = ("plif", "relu")
+_KIND: contextvars.ContextVar[str] = contextvars.ContextVar("nasforge_neuron", default="plif")
+
+
+@contextlib.contextmanager
+def neuron_kind(kind: str) -> Iterator[None]:
+    """Build networks whose neurons are ``kind``: ``relu`` gives the DNN version (§5.5.2).
+
+    Every block creates its neurons through :func:`plif`, so swapping them here turns any
+    SNN (backbone, super-network, baseline) into the same network with ReLU activations.
+    """
+    if kind not in NEURON_KINDS:
+        raise NasforgeError(f"unknown neuron '{kind}'; choose from: {', '.join(NEURON_KINDS)}")
+    token = _KIND.set(kind)
+    try:
+        yield
+    finally:
+        _KIND.reset(token)
+
+
+def plif(device: torch.device | str | None = None) -> nn.Module:
+    """A multi-step PLIF layer with the thesis's settings (one learnable decay per layer).
+
+    Inside ``neuron_kind("relu")`` it returns a ReLU instead (the DNN ablation).
+    """
+    if _KIND.get() == "relu":
+        return nn.ReLU()
     return ParametricLIFNode(
         init_tau=INIT_TAU,
         decay_input=True,

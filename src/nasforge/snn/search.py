@@ -1,0 +1,174 @@
+"""Spike-aware search on a trained super-network (thesis §5.3.2; ``nasforge snn search``).
+
+An architecture is scored once, on the whole validation split the super-network run held
+out, with the super-network's weights: accuracy and spikes per image. Scores live in
+``evaluations.json`` so every λ (in this call or a later one in the same directory) reuses
+them; only the fitness changes with λ, so a new λ costs seconds, not a retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from nasforge.checkpoint import atomic_write_json, atomic_write_text
+from nasforge.config import (
+    Config,
+    _read_yaml,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+    save_config,
+)
+from nasforge.data import read_index_file
+from nasforge.errors import NasforgeError
+from nasforge.runtime import amp_dtype, load_run_config, pick_device, write_results
+from nasforge.snn.data import load_snn_data, snn_batches
+from nasforge.snn.evolution import (
+    Arch,
+    arch_from_text,
+    arch_to_text,
+    check_lam,
+    evolutionary_search,
+    random_search,
+)
+from nasforge.snn.supernet import load_supernet
+from nasforge.snn.training import evaluate_rates
+
+EVALUATIONS = "evaluations.json"
+
+
+def lam_dir(out: Path, lam: float) -> Path:
+    return out / f"lam{lam:+g}"
+
+
+def _read_cache(path: Path, supernet: str) -> dict[Arch, tuple[float, float]]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise NasforgeError(f"cannot read {path}: {err}; delete it to re-evaluate") from err
+    if data.get("supernet") != supernet:
+        raise NasforgeError(f"{path} holds scores of another super-network "
+                            f"({data.get('supernet')}); use a new --out")
+    return {arch_from_text(a): (v[0], v[1]) for a, v in data["scores"].items()}
+
+
+def _write_cache(path: Path, supernet: str, cache: dict[Arch, tuple[float, float]]) -> None:
+    atomic_write_json(path, {"supernet": supernet, "scores": {
+        arch_to_text(a): list(v) for a, v in cache.items()}})
+
+
+def search_config(supernet_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                  config: str | Path | None = None) -> Config:
+    """The super-network run's config ← ``config``'s ``snn``/``run`` keys ← ``overrides``.
+
+    The network itself always comes from the checkpoint; a config file here carries the
+    search settings (λ values, algorithm, budget) of an experiment.
+    """
+    sections = config_to_dict(load_run_config(supernet_dir))
+    if config is not None:
+        extra = load_config(config)
+        raw = _read_yaml(resolve_config_path(config))
+        for name in ("snn", "run"):
+            for key in raw.get(name, {}) or {}:
+                sections[name][key] = config_to_dict(extra)[name][key]
+    return load_config(None, overrides, **sections)
+
+
+def run_snn_search(supernet_dir: str | Path, out: str | Path,
+                   overrides: list[str] | tuple[str, ...] = (), *, force: bool = False,
+                   config: str | Path | None = None) -> dict:
+    """Search every λ of ``snn.lams`` on the super-network in ``supernet_dir``.
+
+    Re-running into the same ``out`` resumes: finished rounds replay from their state
+    files and scored architectures come from ``evaluations.json``.
+    """
+    supernet_dir, out = Path(supernet_dir), Path(out)
+    cfg = search_config(supernet_dir, overrides, config)
+    s = cfg.snn
+    for lam in s.lams:
+        check_lam(lam)
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    device = pick_device(cfg.run.device)
+    dtype = amp_dtype(device, cfg.run.amp)
+    model, meta = load_supernet(supernet_dir, device)
+    spec = meta["spec"]
+    blocks = tuple(spec["candidates"])
+    if not set(s.blocks) <= set(blocks):
+        raise NasforgeError(f"snn.blocks {s.blocks} are not all in the super-network's "
+                            f"candidates {list(blocks)}")
+    n_avg = float(meta["n_avg"])
+    if spec["neuron"] == "relu":
+        n_avg = 1.0  # a DNN emits no spikes: only lam = 0 makes sense (§5.5.2)
+        if any(lam != 0 for lam in s.lams):
+            raise NasforgeError("a ReLU (DNN) super-network has no spikes: search it with "
+                                "--lam 0")
+    data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=spec["timesteps"],
+                         upscale=cfg.data.upscale)
+    val_idx = read_index_file(supernet_dir / "val.txt", len(data.train))
+    val = snn_batches(data, data.train, s.eval_batch_size, device=device, indices=val_idx,
+                      shuffle=False)
+    convention = meta["convention"]
+
+    def evaluate(arch: Arch) -> tuple[float, float]:
+        path = list(arch)
+        stats = evaluate_rates(model, val, forward=lambda x, _step: model(x, path),
+                               loss_kind=s.loss, dtype=dtype,
+                               count=None if spec["neuron"] == "relu" else convention,
+                               timesteps=spec["timesteps"])
+        return stats.acc, stats.spikes or 0.0
+
+    cache_path = out / EVALUATIONS
+    cache = _read_cache(cache_path, str(supernet_dir.resolve()))
+    length = model.num_tbd
+    t0 = time.perf_counter()
+    summary: list[dict[str, Any]] = []
+    for lam in s.lams:
+        folder = lam_dir(out, lam)
+        folder.mkdir(exist_ok=True)
+        common = dict(blocks=s.blocks, length=length, lam=lam, n_avg=n_avg, seed=cfg.run.seed,
+                      top_k=s.top_k, progress=cfg.run.progress, cache=cache)
+        try:
+            if s.search_algo == "random":
+                result = random_search(evaluate, budget=s.budget, **common)
+            else:
+                result = evolutionary_search(
+                    evaluate, rounds=s.rounds, pool=s.pool, mutations=s.mutations,
+                    crossovers=s.crossovers, mutation_prob=s.mutation_prob,
+                    state_path=folder / "state.json", **common)
+        finally:
+            _write_cache(cache_path, str(supernet_dir.resolve()), cache)
+        atomic_write_json(folder / "result.json", result.to_json())
+        result.write_history_csv(folder / "history.csv")
+        atomic_write_text(folder / "arch.txt", arch_to_text(result.best) + "\n")
+        best = result.best_row
+        summary.append({"lam": lam, "arch": arch_to_text(best.arch), "acc": best.acc,
+                        "spikes": best.spikes, "fitness": best.fitness,
+                        "evaluate_calls": result.evaluate_calls, "dir": folder.name})
+    results = {"stage": "snn-search", "supernet": str(supernet_dir), "algo": s.search_algo,
+               "n_avg": n_avg, "convention": convention, "supernet_finished": meta["finished"],
+               "searches": summary, "architectures_scored": len(cache),
+               "seconds": time.perf_counter() - t0}
+    write_results(out, results)
+    return results
+
+
+def best_arch(search_dir: str | Path, lam: float | None = None) -> str:
+    """The top-1 architecture of a search run (the first λ unless ``lam`` is given)."""
+    path = Path(search_dir) / "results.json"
+    if not path.is_file():
+        raise NasforgeError(f"{search_dir} is not an snn search run (no results.json)")
+    searches = json.loads(path.read_text())["searches"]
+    for row in searches:
+        if lam is None or abs(row["lam"] - lam) < 1e-12:
+            return row["arch"]
+    raise NasforgeError(f"{search_dir} has no search with lam={lam}; it has "
+                        f"{', '.join(str(r['lam']) for r in searches)}")

@@ -1,0 +1,189 @@
+"""Training the AutoSNN super-network (thesis §5.3.1, Fig. 5.9a; DESIGN §6).
+
+Each step draws one path uniformly (one block per TBD position), and the whole batch and
+all T time steps run through it. Paths come from a generator seeded by ``(seed, epoch)``,
+so every epoch's paths are fixed by the seed alone: a resumed run, or every rank of a
+data-parallel run, draws the same ones. The training data are split 8:2 per class into
+train and validation; the validation indices are saved for the search. N_avg, the mean
+spikes per image over the paths sampled in the last epoch, goes into the checkpoint so the
+search's fitness needs no hand-typed constant.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.config import Config
+from nasforge.data import read_index_file, write_index_file
+from nasforge.errors import NasforgeError
+from nasforge.runtime import (
+    CsvLog,
+    amp_dtype,
+    check_finite,
+    load_run_config,
+    pick_device,
+    prepare_run_dir,
+    seed_everything,
+    write_results,
+)
+from nasforge.snn.backbone import SNNSuperNet
+from nasforge.snn.data import SNNData, holdout, load_snn_data, snn_batches, static_augment
+from nasforge.snn.neuron import neuron_kind
+from nasforge.snn.training import adam, evaluate_rates, train_epoch
+
+CHECKPOINT = "checkpoint.pt"
+KIND = "snn-supernet"
+
+
+def effective_timesteps(cfg: Config) -> int:
+    """ReLU networks have no state, so their T identical steps collapse to one."""
+    return 1 if cfg.snn.neuron == "relu" else cfg.snn.timesteps
+
+
+def supernet_spec(cfg: Config, data: SNNData) -> dict[str, Any]:
+    """Everything needed to rebuild the super-network, stored with its checkpoint."""
+    s = cfg.snn
+    return {"channels": s.channels, "timesteps": effective_timesteps(cfg),
+            "num_classes": data.num_classes, "in_size": data.in_size,
+            "in_channels": data.in_channels, "variant": s.variant, "space": s.space,
+            "candidates": list(s.blocks), "neuron": s.neuron, "dataset": data.name}
+
+
+def build_supernet(spec: dict[str, Any]) -> SNNSuperNet:
+    with neuron_kind(spec["neuron"]):
+        return SNNSuperNet(spec["channels"], spec["timesteps"], spec["num_classes"],
+                           spec["in_size"], spec["in_channels"], spec["variant"],
+                           spec["space"], tuple(spec["candidates"]))
+
+
+def path_sampler(candidates: list[str] | tuple[str, ...], length: int, seed: int, epoch: int
+                 ) -> random.Random:
+    """The generator of ``epoch``'s paths: a function of (seed, epoch) only."""
+    return random.Random(f"nasforge.snn.paths:{seed}:{epoch}:{length}:{','.join(candidates)}")
+
+
+def sample_path(rng: random.Random, candidates: list[str] | tuple[str, ...], length: int
+                ) -> list[str]:
+    """One block per TBD position, each uniform over the candidates."""
+    return [rng.choice(candidates) for _ in range(length)]
+
+
+def split_indices(cfg: Config, data: SNNData, out: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8:2 train/validation split of the (proxy-restricted) training data, saved."""
+    base = (read_index_file(cfg.data.proxy, len(data.train)) if cfg.data.proxy
+            else torch.arange(len(data.train)))
+    labels = data.labels(data.train)[base.numpy()]
+    train_pos, val_pos = holdout(labels, cfg.snn.val_fraction, cfg.run.seed)
+    train_idx, val_idx = base[train_pos].sort().values, base[val_pos].sort().values
+    write_index_file(out / "train.txt", train_idx)
+    write_index_file(out / "val.txt", val_idx)
+    return train_idx, val_idx
+
+
+def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
+                 force: bool = False) -> dict:
+    """Train the super-network into run directory ``out``; returns its ``results.json``."""
+    out = Path(out)
+    s = cfg.snn
+    if not resume:
+        prepare_run_dir(out, cfg, force=force)
+    device = pick_device(cfg.run.device)
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed)
+    data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
+                         upscale=cfg.data.upscale)
+    if resume and (out / "val.txt").exists():
+        train_idx = read_index_file(out / "train.txt", len(data.train))
+        val_idx = read_index_file(out / "val.txt", len(data.train))
+    else:
+        train_idx, val_idx = split_indices(cfg, data, out)
+    augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
+    train_batches = snn_batches(data, data.train, s.batch_size, device=device,
+                                indices=train_idx, seed=cfg.run.seed, augment=augment)
+    val_batches = snn_batches(data, data.train, s.eval_batch_size, device=device,
+                              indices=val_idx, shuffle=False)
+
+    spec = supernet_spec(cfg, data)
+    model = build_supernet(spec).to(device)
+    optimizer = adam(model.parameters(), s.lr, s.betas)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    ckpt_path = out / CHECKPOINT
+    start, elapsed, n_avg = 0, 0.0, None
+    if resume and has_checkpoint(ckpt_path):
+        state = load_checkpoint(ckpt_path)
+        if state.get("kind") != KIND or state.get("spec") != spec:
+            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this super-network run")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, elapsed, n_avg = state["epoch"] + 1, state["elapsed"], state["n_avg"]
+    log = CsvLog(out / "supernet_log.csv", resume_after=start - 1 if resume else None)
+
+    length = model.num_tbd
+    bar = tqdm(total=(s.epochs - start) * len(train_batches), desc="snn supernet",
+               unit="step", disable=not cfg.run.progress)
+    for epoch in range(start, s.epochs):
+        t0 = time.perf_counter()
+        rng = path_sampler(s.blocks, length, cfg.run.seed, epoch)
+        paths = [sample_path(rng, s.blocks, length) for _ in range(len(train_batches))]
+        train = train_epoch(model, train_batches, optimizer, epoch,
+                            forward=lambda x, step, paths=paths: model(x, paths[step]),
+                            loss_kind=s.loss, dtype=dtype, scaler=scaler,
+                            count=s.convention, timesteps=spec["timesteps"],
+                            on_step=bar.update)
+        check_finite(torch.tensor(train.loss), f"super-network epoch {epoch}", ckpt_path)
+        # Validation: one uniformly drawn path per batch, i.e. a random architecture's accuracy.
+        vrng = path_sampler(s.blocks, length, cfg.run.seed + 1, epoch)
+        vpaths = [sample_path(vrng, s.blocks, length) for _ in range(len(val_batches))]
+        val = evaluate_rates(model, val_batches, loss_kind=s.loss, dtype=dtype,
+                             forward=lambda x, step, vpaths=vpaths: model(x, vpaths[step]))
+        elapsed += time.perf_counter() - t0
+        n_avg = train.spikes
+        bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
+        log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
+                   "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
+                   "seconds": elapsed})
+        save_checkpoint({"kind": KIND, "spec": spec, "epoch": epoch, "epochs": s.epochs,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed},
+                        ckpt_path)
+    bar.close()
+    state = load_checkpoint(ckpt_path)
+    rows = log.read()
+    results = {"stage": "snn-supernet", "dataset": data.name, "spec": spec,
+               "epochs": s.epochs, "n_avg": state["n_avg"], "convention": state["convention"],
+               "val_acc_random_path": float(rows[-1]["val_acc"]) if rows else None,
+               "train_examples": len(train_idx), "val_examples": len(val_idx),
+               "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+               "seconds": state["elapsed"]}
+    write_results(out, results)
+    return results
+
+
+def resume_supernet(run_dir: str | Path) -> dict:
+    """Continue a killed super-network run from its last checkpoint."""
+    run_dir = Path(run_dir)
+    return run_supernet(load_run_config(run_dir), run_dir, resume=True)
+
+
+def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu"
+                  ) -> tuple[SNNSuperNet, dict[str, Any]]:
+    """The trained super-network of a run directory (eval mode) and its checkpoint metadata."""
+    path = Path(run_dir) / CHECKPOINT
+    if not has_checkpoint(path):
+        raise NasforgeError(f"{run_dir} holds no super-network checkpoint (expected {path}); "
+                            "train one with `nasforge snn supernet --out DIR`")
+    state = load_checkpoint(path)
+    if state.get("kind") != KIND:
+        raise NasforgeError(f"{path} is not an SNN super-network checkpoint")
+    model = build_supernet(state["spec"])
+    model.load_state_dict(state["model"])
+    meta = {k: state[k] for k in ("spec", "epoch", "epochs", "n_avg", "convention")}
+    meta["finished"] = state["epoch"] + 1 >= state["epochs"]
+    return model.to(device).eval(), meta

@@ -1,0 +1,170 @@
+"""Training a spiking network from scratch and measuring it (thesis §5.4.1; ``snn train``).
+
+The network is a searched architecture (``snn.arch``: block names on the backbone) or a
+hand-crafted baseline (``snn.model``); both train under one protocol: Adam 1e-3 without a
+schedule, batch 96, 600 epochs, pad-crop + flip + cutout 16 on static data, MSE between the
+voting layer's firing rates and one-hot labels. The result reports test accuracy, spikes
+per image (both conventions), parameters, and a per-layer spike profile for the figures.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from nasforge.checkpoint import atomic_write_json, has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.config import Config
+from nasforge.errors import NasforgeError
+from nasforge.runtime import (
+    CsvLog,
+    amp_dtype,
+    check_finite,
+    load_run_config,
+    pick_device,
+    prepare_run_dir,
+    seed_everything,
+    write_results,
+)
+from nasforge.snn.backbone import SNNBackbone
+from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
+from nasforge.snn.neuron import neuron_kind
+from nasforge.snn.training import adam, evaluate_rates, train_epoch
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+
+def network_spec(cfg: Config, data: SNNData) -> dict[str, Any]:
+    """What the trained network is, stored with it so it can be rebuilt without the config."""
+    s = cfg.snn
+    if (s.arch is None) == (s.model is None):
+        raise NasforgeError("snn train needs exactly one of --arch BLOCKS (a searched "
+                            "architecture) or --model NAME (a hand-crafted baseline)")
+    return {"arch": s.arch, "model": s.model, "channels": s.channels,
+            "timesteps": s.timesteps, "num_classes": data.num_classes,
+            "in_size": data.in_size, "in_channels": data.in_channels, "variant": s.variant,
+            "space": s.space, "neuron": s.neuron, "dataset": data.name}
+
+
+def build_network(spec: dict[str, Any]) -> nn.Module:
+    """A backbone architecture or a baseline from a :func:`network_spec` dict."""
+    with neuron_kind(spec["neuron"]):
+        if spec["model"] is not None:
+            from nasforge.snn.baselines import build_snn_model
+
+            return build_snn_model(spec["model"], spec["channels"], spec["timesteps"],
+                                   spec["num_classes"], spec["in_size"], spec["in_channels"])
+        return SNNBackbone(spec["arch"], spec["channels"], spec["timesteps"],
+                           spec["num_classes"], spec["in_size"], spec["in_channels"],
+                           spec["variant"], spec["space"])
+
+
+def network_label(spec: dict[str, Any]) -> str:
+    return spec["model"] if spec["model"] is not None else spec["arch"]
+
+
+def measure(model: nn.Module, batches, *, loss_kind: str, dtype: torch.dtype | None,
+            timesteps: int) -> dict[str, Any]:
+    """Test accuracy and spikes per image under both conventions, with per-layer profiles."""
+    forward = lambda x, _step: model(x)  # noqa: E731
+    thesis = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind, dtype=dtype,
+                            count="thesis", timesteps=timesteps)
+    neurons = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind,
+                             dtype=dtype, count="neurons", timesteps=timesteps)
+    return {"test_acc": thesis.acc, "test_loss": thesis.loss, "spikes": thesis.spikes,
+            "spikes_neurons": neurons.spikes, "per_layer": thesis.per_layer,
+            "rates": neurons.rates, "examples": thesis.examples}
+
+
+def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
+                  force: bool = False) -> dict:
+    """Train the network of ``cfg.snn`` into ``out``; returns its ``results.json``."""
+    out = Path(out)
+    s = cfg.snn
+    device = pick_device(cfg.run.device)
+    dtype = amp_dtype(device, cfg.run.amp)
+    data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
+                         upscale=cfg.data.upscale)
+    spec = network_spec(cfg, data)
+    model = build_network(spec).to(device)  # fails on a bad arch before the run dir exists
+    if not resume:
+        prepare_run_dir(out, cfg, force=force)
+    seed_everything(cfg.run.seed)
+    model = build_network(spec).to(device)  # same initial weights for the same seed
+    augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
+    train_batches = snn_batches(data, data.train, s.batch_size, device=device,
+                                seed=cfg.run.seed, augment=augment)
+    eval_split = data.val if data.val is not None else data.test
+    eval_batches = snn_batches(data, eval_split, s.eval_batch_size, device=device,
+                               shuffle=False)
+    test_batches = snn_batches(data, data.test, s.eval_batch_size, device=device,
+                               shuffle=False)
+    optimizer = adam(model.parameters(), s.lr, s.betas)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    ckpt_path = out / CHECKPOINT
+    start, elapsed = 0, 0.0
+    if resume and has_checkpoint(ckpt_path):
+        state = load_checkpoint(ckpt_path)
+        if state.get("kind") != "snn-train" or state.get("spec") != spec:
+            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, elapsed = state["epoch"] + 1, state["elapsed"]
+    log = CsvLog(out / "train_log.csv", resume_after=start - 1 if resume else None)
+    forward = lambda x, _step: model(x)  # noqa: E731
+    bar = tqdm(total=(s.epochs - start) * len(train_batches), unit="step",
+               desc=f"snn train {network_label(spec)}", disable=not cfg.run.progress)
+    for epoch in range(start, s.epochs):
+        t0 = time.perf_counter()
+        train = train_epoch(model, train_batches, optimizer, epoch, forward=forward,
+                            loss_kind=s.loss, dtype=dtype, scaler=scaler, on_step=bar.update)
+        check_finite(torch.tensor(train.loss), f"snn train epoch {epoch}", ckpt_path)
+        val = evaluate_rates(model, eval_batches, forward=forward, loss_kind=s.loss,
+                             dtype=dtype)
+        elapsed += time.perf_counter() - t0
+        bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
+        log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
+                   "val_loss": val.loss, "val_acc": val.acc, "seconds": elapsed})
+        save_checkpoint({"kind": "snn-train", "spec": spec, "epoch": epoch,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "elapsed": elapsed}, ckpt_path)
+    bar.close()
+    state = load_checkpoint(ckpt_path)
+    model.load_state_dict(state["model"])
+    save_checkpoint({"kind": "snn-model", "spec": spec,
+                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                    out / MODEL)
+    metrics = measure(model, test_batches, loss_kind=s.loss, dtype=dtype,
+                      timesteps=s.timesteps)
+    atomic_write_json(out / "spikes.json", {"label": network_label(spec),
+                                            "per_layer": metrics.pop("per_layer"),
+                                            "rates": metrics.pop("rates")})
+    results = {"stage": "snn-train", **{k: spec[k] for k in (
+        "arch", "model", "channels", "timesteps", "variant", "space", "neuron", "dataset")},
+        "label": network_label(spec), "kind": "hand-crafted" if spec["model"] else "searched",
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "epochs": s.epochs, **metrics, "convention": "thesis", "seconds": state["elapsed"]}
+    write_results(out, results)
+    return results
+
+
+def resume_snn_train(run_dir: str | Path) -> dict:
+    """Continue a killed ``snn train`` run from its last checkpoint."""
+    run_dir = Path(run_dir)
+    return run_snn_train(load_run_config(run_dir), run_dir, resume=True)
+
+
+def load_snn_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The trained network of an ``snn train`` run directory, in eval mode."""
+    path = Path(run_dir) / MODEL
+    if not path.exists():
+        raise NasforgeError(f"no trained SNN in {run_dir} (expected {path})")
+    state = load_checkpoint(path)
+    model = build_network(state["spec"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval()

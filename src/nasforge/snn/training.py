@@ -1,0 +1,120 @@
+"""The training step every AutoSNN stage shares: loss on firing rates, one epoch, evaluation.
+
+The super-network, retraining and the quality study all train with Adam on the voting
+layer's firing rates (§5.4.1) and reset every neuron after each batch; only what runs
+forward differs (a sampled path, or a fixed network), so it is passed in as ``forward``.
+Losses, accuracies and spike counts accumulate on the device and are read once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasforge.errors import NasforgeError
+from nasforge.runtime import autocast
+from nasforge.snn.neuron import reset_net
+from nasforge.snn.spikes import spike_counter
+
+LOSSES = ("mse", "ce")
+Forward = Callable[[torch.Tensor, int], torch.Tensor]  # (x, step) -> rates [N, classes]
+
+
+def rate_loss(rates: torch.Tensor, y: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """``mse``: rates vs one-hot labels (the authors' loss); ``ce``: cross-entropy on rates."""
+    if kind == "mse":
+        return F.mse_loss(rates, F.one_hot(y, rates.shape[1]).to(rates.dtype))
+    if kind == "ce":
+        return F.cross_entropy(rates, y)
+    raise NasforgeError(f"unknown SNN loss '{kind}'; choose from: {', '.join(LOSSES)}")
+
+
+@dataclass
+class EpochStats:
+    """What one pass over a split measured (spikes only when counted)."""
+
+    loss: float
+    acc: float
+    examples: int
+    spikes: float | None = None  # per image, summed over T
+    per_layer: dict[str, float] | None = None
+    rates: dict[str, float] | None = None
+
+
+def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps: int
+           ) -> EpochStats:
+    stats = EpochStats(float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1), n)
+    if counter is not None:
+        spikes = counter.result(timesteps)
+        stats.spikes, stats.per_layer, stats.rates = (
+            spikes["total"], spikes["per_layer"], spikes["rates"])
+    return stats
+
+
+def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer, epoch: int, *,
+                forward: Forward, loss_kind: str = "mse", dtype: torch.dtype | None = None,
+                scaler: torch.amp.GradScaler | None = None, count: str | None = None,
+                timesteps: int = 1, on_step: Callable[[], None] | None = None) -> EpochStats:
+    """One epoch of ``forward`` + rate loss + optimizer step, neurons reset after each batch.
+
+    ``count`` (a spike convention) also tallies spikes per image over the epoch, which is
+    how the super-network measures N_avg on the paths it samples.
+    """
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    n = 0
+    with spike_counter(model, count) if count else contextlib.nullcontext() as counter:
+        for step, (x, y) in enumerate(batches.epoch(epoch)):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, dtype):
+                rates = forward(x, step).float()
+                loss = rate_loss(rates, y, loss_kind)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            reset_net(model)
+            loss_sum += loss.detach() * len(y)
+            correct += (rates.argmax(1) == y).sum()
+            n += len(y)
+            if on_step is not None:
+                on_step()
+    return _stats(loss_sum, correct, n, counter, timesteps)
+
+
+@torch.no_grad()
+def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: str = "mse",
+                   dtype: torch.dtype | None = None, count: str | None = None,
+                   timesteps: int = 1) -> EpochStats:
+    """Loss, accuracy (%) and optionally spikes per image over ``batches`` in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    n = 0
+    reset_net(model)
+    with spike_counter(model, count) if count else contextlib.nullcontext() as counter:
+        for step, (x, y) in enumerate(batches.epoch(0)):
+            with autocast(device, dtype):
+                rates = forward(x, step).float()
+            loss_sum += rate_loss(rates, y, loss_kind) * len(y)
+            correct += (rates.argmax(1) == y).sum()
+            n += len(y)
+            reset_net(model)
+    return _stats(loss_sum, correct, n, counter, timesteps)
+
+
+def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]
+         ) -> torch.optim.Adam:
+    """The optimiser of every AutoSNN stage: Adam with a fixed learning rate (§5.4.1)."""
+    return torch.optim.Adam(params, lr=lr, betas=betas)

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+from nasforge.config import load_config
+from nasforge.data import read_index_file
+from nasforge.errors import NasforgeError
+from nasforge.snn.data import load_snn_data, snn_batches
+from nasforge.snn.search import best_arch, run_snn_search
+from nasforge.snn.spikes import count_spikes
+from nasforge.snn.supernet import load_supernet, run_supernet
+
+SMALL_SEARCH = ["snn.rounds=2", "snn.pool=6", "snn.top_k=3", "snn.mutations=2",
+                "snn.crossovers=2"]
+
+
+@pytest.fixture(scope="module")
+def supernet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("snn-search")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cfg = load_config(None, ["snn.channels=4", "snn.timesteps=2", "snn.epochs=2",
+                             "snn.batch_size=64", "snn.lr=0.005", "snn.cutout=0",
+                             "snn.blocks=[SCB_k3,SRB_k3,skip]", "run.progress=false"])
+    run_supernet(cfg, root / "sn")
+    torch.set_num_threads(threads)
+    return root / "sn"
+
+
+def test_scores_are_those_of_the_extracted_network(supernet, tmp_path) -> None:
+    results = run_snn_search(supernet, tmp_path / "s", [*SMALL_SEARCH, "snn.lams=[-0.08]"])
+    (row,) = results["searches"]
+    model, meta = load_supernet(supernet)
+    net = model.extract(row["arch"]).eval()
+    data = load_snn_data("digits")
+    val = read_index_file(supernet / "val.txt", len(data.train))
+    batches = snn_batches(data, data.train, 1000, device=torch.device("cpu"), indices=val,
+                          shuffle=False)
+    ((x, y),) = list(batches.epoch(0))
+    with torch.no_grad():
+        acc = 100.0 * float((net(x).argmax(1) == y).float().mean())
+    spikes = count_spikes(net, x, meta["convention"])["total"]
+    assert row["acc"] == pytest.approx(acc)
+    assert row["spikes"] == pytest.approx(spikes)
+    assert row["fitness"] == pytest.approx(acc * (spikes / meta["n_avg"]) ** -0.08)
+    history = json.loads((tmp_path / "s" / "lam-0.08" / "result.json").read_text())["history"]
+    assert len({h["arch"] for h in history}) == len(history) <= 12
+    assert best_arch(tmp_path / "s") == row["arch"]
+    assert (tmp_path / "s" / "lam-0.08" / "arch.txt").read_text().strip() == row["arch"]
+
+
+def test_new_lambdas_reuse_the_scores(supernet, tmp_path) -> None:
+    first = run_snn_search(supernet, tmp_path / "s", [*SMALL_SEARCH, "snn.lams=[0]"])
+    assert first["searches"][0]["evaluate_calls"] == first["architectures_scored"]
+    again = run_snn_search(supernet, tmp_path / "s", [*SMALL_SEARCH, "snn.lams=[0,-0.5]"])
+    lam0, lam5 = again["searches"]
+    assert lam0["evaluate_calls"] == 0  # replayed from the saved state and scores
+    assert lam0["arch"] == first["searches"][0]["arch"]
+    assert lam5["evaluate_calls"] < 12  # many architectures were already scored
+    with pytest.raises(NasforgeError, match="no search with lam=0.3"):
+        best_arch(tmp_path / "s", 0.3)
+
+
+def test_random_search_uses_its_budget(supernet, tmp_path) -> None:
+    results = run_snn_search(supernet, tmp_path / "r", ["snn.search_algo=random",
+                                                        "snn.budget=7", "snn.lams=[0]"])
+    assert results["algo"] == "random" and results["architectures_scored"] == 7
+
+
+def test_scores_of_another_supernet_are_refused(supernet, tmp_path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "evaluations.json").write_text(json.dumps({"supernet": "/x", "scores": {}}))
+    with pytest.raises(NasforgeError, match="another super-network"):
+        run_snn_search(supernet, tmp_path / "s", SMALL_SEARCH)
+
+
+def test_cli_search_and_train_from_search_dir(supernet, tmp_path) -> None:
+    out = tmp_path / "s"
+    res = run_cli("snn", "search", "--supernet", str(supernet), "--out", str(out),
+                  "--lam", "-0.08", "--lam=0", "--set", "snn.rounds=1", "--set", "snn.pool=4",
+                  "--set", "snn.mutations=2", "--set", "snn.crossovers=2", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["lam=-0.08", "lam=+0"]
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["architectures_scored"] == 4
+    res = run_cli("snn", "train", "--arch", str(out), "--lam", "0", "--out",
+                  str(tmp_path / "t"), "--channels", "4", "--timesteps", "2", "--epochs", "1",
+                  "--no-progress")
+    assert res.returncode == 0, res.stderr
+    trained = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert trained["arch"] == summary["searches"][1]["arch"]
+    bad = run_cli("snn", "search", "--supernet", str(supernet), "--out", str(tmp_path / "b"),
+                  "--lam", "abc")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "abc" in bad.stderr
