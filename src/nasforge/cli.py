@@ -374,6 +374,65 @@ def cmd_snn_quality(args: argparse.Namespace) -> None:
               f"{row['mean_spikes']:,.0f} over {row['samples']} random SNNs")
 
 
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NasforgeError(f"{path.parent} is not {what} (no {path.name})") from None
+    except ValueError as exc:
+        raise NasforgeError(f"cannot read {path}: {exc}") from None
+
+
+def cmd_plot_snn_pareto(args: argparse.Namespace) -> None:
+    from nasforge.analysis.snn_plots import plot_accuracy_vs_spikes
+
+    points = []
+    for run in args.run_dir:
+        r = _read_json(Path(run) / "results.json", "an `snn train` run")
+        if r.get("stage") != "snn-train":
+            raise NasforgeError(f"{run} is not an `snn train` run (stage {r.get('stage')})")
+        label = r["model"] or ("AutoSNN" if r["arch"] else r["label"])
+        points.append({"label": label, "acc": r["test_acc"], "spikes": r["spikes"],
+                       "params_m": r["params_m"], "channels": r["channels"],
+                       "timesteps": r["timesteps"], "kind": r["kind"]})
+    print(plot_accuracy_vs_spikes(points, args.out, title=args.title))
+
+
+def cmd_plot_snn_layers(args: argparse.Namespace) -> None:
+    from nasforge.analysis.snn_plots import plot_layer_spikes
+
+    profiles = {}
+    for i, run in enumerate(args.run_dir):
+        profile = _read_json(Path(run) / "spikes.json", "an `snn train` run")
+        label = args.label[i] if i < len(args.label) else profile["label"]
+        profiles[label] = profile
+    print(plot_layer_spikes(profiles, args.out, title=args.title))
+
+
+def cmd_plot_snn_search(args: argparse.Namespace) -> None:
+    from nasforge.analysis.snn_plots import plot_search_history
+    from nasforge.snn.search import lam_dir
+
+    summary = _read_json(Path(args.search_dir) / "results.json", "an `snn search` run")
+    lams = [row["lam"] for row in summary["searches"]]
+    lam = _lams(args.lam)[0] if args.lam else lams[0]
+    if lam not in lams:
+        raise NasforgeError(f"{args.search_dir} has no search with lam={lam}; it has "
+                            f"{', '.join(str(v) for v in lams)}")
+    result = _read_json(lam_dir(Path(args.search_dir), lam) / "result.json", "a search")
+    print(plot_search_history(result["history"], args.out, best=result["best"],
+                              title=args.title or f"{result['method']} search, lambda={lam:+g}"))
+
+
+def cmd_plot_snn_arch(args: argparse.Namespace) -> None:
+    from nasforge.analysis.snn_plots import plot_snn_architecture
+    from nasforge.snn.search import best_arch
+
+    arch = best_arch(args.arch) if Path(args.arch).is_dir() else args.arch
+    print(plot_snn_architecture(arch, args.out, variant=args.variant, space=args.space,
+                                title=args.title or arch))
+
+
 def cmd_snn_describe(args: argparse.Namespace) -> None:
     from nasforge.snn import describe_snn
 
@@ -393,14 +452,25 @@ def cmd_snn_describe(args: argparse.Namespace) -> None:
 
 def cmd_data_info(args: argparse.Namespace) -> None:
     from nasforge.data import dataset_info
+    from nasforge.data.dvs import DVS_DATASETS
 
-    _print_json_or_lines(dataset_info(args.name, args.data_root), args.json)
+    if args.name in DVS_DATASETS:
+        from nasforge.snn.data import load_snn_data
+
+        data = load_snn_data(args.name, args.data_root, timesteps=args.timesteps)
+        info = {"name": data.name, "num_classes": data.num_classes, "channels": 2,
+                "size": data.in_size, "timesteps": args.timesteps, "train": len(data.train),
+                "val": None, "test": len(data.test)}
+    else:
+        info = dataset_info(args.name, args.data_root)
+    _print_json_or_lines(info, args.json)
 
 
 def cmd_data_list(args: argparse.Namespace) -> None:
     from nasforge.data import DATASETS
+    from nasforge.data.dvs import DVS_DATASETS
 
-    print("\n".join(DATASETS.names()))
+    print("\n".join([*DATASETS.names(), *DVS_DATASETS]))
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
@@ -543,6 +613,32 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="PNG to write")
     q.set_defaults(func=cmd_plot_landscape)
 
+    q = plot_sub.add_parser("snn-pareto", help="SNN accuracy vs spikes (Figs. 5.1, 5.12)")
+    q.add_argument("run_dir", nargs="+", help="`snn train` run directories")
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_snn_pareto)
+    q = plot_sub.add_parser("snn-layers", help="spikes and firing rates per layer (Fig. 5.7)")
+    q.add_argument("run_dir", nargs="+", help="`snn train` run directories")
+    q.add_argument("--label", action="append", default=[], help="series name (repeatable)")
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_snn_layers)
+    q = plot_sub.add_parser("snn-search", help="an evolutionary search's evaluations")
+    q.add_argument("search_dir", help="`snn search` directory")
+    q.add_argument("--lam", action="append", default=[], help="which search (default: first)")
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_snn_search)
+    q = plot_sub.add_parser("snn-arch", help="block diagram of an SNN (Figs. 5.11, 5.13)")
+    q.add_argument("--arch", required=True, help="block names or an `snn search` directory")
+    q.add_argument("--variant", choices=["v1", "v2", "v3"])
+    q.add_argument("--space", default="default",
+                   choices=["default", "v2-8tbd", "tbd-before-pool"])
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    q.set_defaults(func=cmd_plot_snn_arch)
+
     p = sub.add_parser("bench", help="tabular benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
     q = bench_sub.add_parser("query", help="tabulated accuracies of a cell")
@@ -628,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("info", help="sizes, shapes and classes of a data set")
     q.add_argument("name")
     q.add_argument("--data-root")
+    q.add_argument("--timesteps", type=int, default=8, help="DVS sets: frames per sample")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_data_info)
     q = data_sub.add_parser("list", help="registered data sets")

@@ -66,3 +66,21 @@ def test_static_batches_augment_only_when_shuffling() -> None:
     x, _ = next(iter(evaluation.epoch(0)))
     plain = snn_batches(data, data.test, 16, device=torch.device("cpu"), shuffle=False)
     assert torch.equal(x, next(iter(plain.epoch(0)))[0])
+
+
+def test_cli_data_info_and_list_include_dvs_sets(tmp_path) -> None:
+    import json
+
+    from conftest import run_cli
+    from data.test_dvs import cifar_tree
+
+    from nasforge.data.dvs import CIFAR10_DVS_CLASSES
+
+    cifar_tree(tmp_path, {name: 2 for name in CIFAR10_DVS_CLASSES})
+    res = run_cli("data", "info", "cifar10-dvs", "--data-root", str(tmp_path), "--timesteps",
+                  "3", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert (info["train"], info["test"], info["size"], info["timesteps"]) == (10, 10, 128, 3)
+    listed = run_cli("data", "list").stdout.split()
+    assert {"cifar10-dvs", "dvs128-gesture", "digits"} <= set(listed)

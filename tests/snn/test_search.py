@@ -92,6 +92,18 @@ def test_cli_search_and_train_from_search_dir(supernet, tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     trained = json.loads((tmp_path / "t" / "results.json").read_text())
     assert trained["arch"] == summary["searches"][1]["arch"]
+    # the pictures read these run directories
+    from PIL import Image
+
+    for args in (("snn-pareto", str(tmp_path / "t")), ("snn-layers", str(tmp_path / "t")),
+                 ("snn-search", str(out), "--lam", "-0.08"), ("snn-arch", "--arch", str(out))):
+        png = tmp_path / f"{args[0]}.png"
+        res = run_cli("plot", *args, "--out", str(png))
+        assert res.returncode == 0 and res.stdout.strip() == str(png), res.stderr
+        with Image.open(png) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+    res = run_cli("plot", "snn-pareto", str(out), "--out", str(tmp_path / "x.png"))
+    assert res.returncode == 2 and "snn train" in res.stderr
     bad = run_cli("snn", "search", "--supernet", str(supernet), "--out", str(tmp_path / "b"),
                   "--lam", "abc")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "abc" in bad.stderr

@@ -80,3 +80,24 @@ def test_cli_train_prints_the_measurements(tmp_path) -> None:
     results = json.loads((tmp_path / "t" / "results.json").read_text())
     assert f"{results['test_acc']:.2f}%" in res.stdout
     assert f"{results['spikes']:,.0f} spikes" in res.stdout
+
+
+def test_dvs_frames_train_end_to_end(tmp_path, one_thread) -> None:
+    from data.test_dvs import cifar_tree  # the raw-format writer of the data tests
+
+    from nasforge.data.dvs import CIFAR10_DVS_CLASSES
+
+    cifar_tree(tmp_path / "root", {name: 3 for name in CIFAR10_DVS_CLASSES})
+    cfg = load_config(None, [*TINY, ARCH, "snn.epochs=1", "snn.channels=2",
+                             "data.dataset=cifar10-dvs", f"data.root={tmp_path / 'root'}"])
+    results = run_snn_train(cfg, tmp_path / "t")
+    assert results["examples"] == 10  # one test file per class (9:1 per class, 3 files each)
+    model = load_snn_model(tmp_path / "t")
+    assert model.in_size == 128 and model.in_channels == 2
+    data = load_snn_data("cifar10-dvs", str(tmp_path / "root"), timesteps=2)
+    ((x, y),) = list(snn_batches(data, data.test, 100, device=torch.device("cpu"),
+                                 shuffle=False).epoch(0))
+    assert x.shape == (2, 10, 2, 128, 128)
+    with torch.no_grad():
+        acc = 100.0 * float((model(x).argmax(1) == y).float().mean())
+    assert results["test_acc"] == pytest.approx(acc)
