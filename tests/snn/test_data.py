@@ -73,7 +73,6 @@ def test_cli_data_info_and_list_include_dvs_sets(tmp_path) -> None:
 
     from conftest import run_cli
     from data.test_dvs import cifar_tree
-
     from nasforge.data.dvs import CIFAR10_DVS_CLASSES
 
     cifar_tree(tmp_path, {name: 2 for name in CIFAR10_DVS_CLASSES})

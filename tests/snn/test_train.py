@@ -84,7 +84,6 @@ def test_cli_train_prints_the_measurements(tmp_path) -> None:
 
 def test_dvs_frames_train_end_to_end(tmp_path, one_thread) -> None:
     from data.test_dvs import cifar_tree  # the raw-format writer of the data tests
-
     from nasforge.data.dvs import CIFAR10_DVS_CLASSES
 
     cifar_tree(tmp_path / "root", {name: 3 for name in CIFAR10_DVS_CLASSES})
