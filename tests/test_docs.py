@@ -45,3 +45,33 @@ def test_documented_command_parses(doc, line):
         parser.parse_args(shlex.split(line)[1:])
     except (SystemExit, NasforgeError) as err:
         pytest.fail(f"{doc}: {line}: {err}")
+
+
+def autosnn_examples() -> list[str]:
+    """docs/autosnn.md's examples from its command sections on, minus GPU-scale runs.
+
+    The opening digits walk-through (about two minutes) is what the demo test covers.
+    """
+    text = (ROOT / "docs" / "autosnn.md").read_text()
+    start = text.index("## `nasforge snn supernet`")
+    lines = [line for doc, line in COMMANDS
+             if doc == "autosnn.md" and text.find(line, start) >= 0]
+    return [line for line in lines if "~/data" not in line]
+
+
+def test_autosnn_examples_run_in_order(tmp_path):
+    """The tiny chapter-5 chain of docs/autosnn.md works as written, in a fresh directory."""
+    import os
+    import subprocess
+    import sys
+
+    lines = autosnn_examples()
+    assert len(lines) >= 12
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        if argv[0] == "snn" and argv[1] in {"supernet", "search", "train", "quality"}:
+            argv.append("--no-progress")
+        res = subprocess.run([sys.executable, "-m", "nasforge.cli", *argv], cwd=tmp_path,
+                             capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, f"{line}\n{res.stderr[-2000:]}"

@@ -321,8 +321,10 @@ def cmd_snn_supernet(args: argparse.Namespace) -> None:
             raise NasforgeError("snn supernet: --out RUN_DIR is required (or --resume RUN_DIR)")
         results = run_supernet(_config_from_args(args, **_snn_sets(args)), args.out,
                                force=args.force)
-    print(f"super-network trained: N_avg = {results['n_avg']:,.1f} spikes per image "
-          f"({results['convention']} convention); random-path val acc "
+    n_avg = ("no spikes (ReLU network)" if results["n_avg"] is None else
+             f"N_avg = {results['n_avg']:,.1f} spikes per image ({results['convention']} "
+             "convention)")
+    print(f"super-network trained: {n_avg}; random-path val acc "
           f"{results['val_acc_random_path']:.2f}%")
 
 
@@ -358,8 +360,10 @@ def cmd_snn_train(args: argparse.Namespace) -> None:
         cfg = _config_from_args(args, **_snn_sets(args), **{"snn.arch": arch,
                                                              "snn.model": args.model})
         results = run_snn_train(cfg, args.out, force=args.force)
-    print(f"{results['label']}: test acc {results['test_acc']:.2f}%, "
-          f"{results['spikes']:,.0f} spikes per image, {results['params_m']:.3f}M params")
+    spikes = ("no spikes (ReLU network)" if results["spikes"] is None
+              else f"{results['spikes']:,.0f} spikes per image")
+    print(f"{results['label']}: test acc {results['test_acc']:.2f}%, {spikes}, "
+          f"{results['params_m']:.3f}M params")
 
 
 def cmd_snn_quality(args: argparse.Namespace) -> None:

@@ -59,6 +59,9 @@ def test_new_lambdas_reuse_the_scores(supernet, tmp_path) -> None:
     assert lam0["evaluate_calls"] == 0  # replayed from the saved state and scores
     assert lam0["arch"] == first["searches"][0]["arch"]
     assert lam5["evaluate_calls"] < 12  # many architectures were already scored
+    third = run_snn_search(supernet, tmp_path / "s", [*SMALL_SEARCH, "snn.lams=[-0.3]"])
+    assert [row["lam"] for row in third["searches"]] == [0.0, -0.5, -0.3]  # earlier kept
+    assert best_arch(tmp_path / "s", -0.5) == lam5["arch"]
     with pytest.raises(NasforgeError, match="no search with lam=0.3"):
         best_arch(tmp_path / "s", 0.3)
 
@@ -107,3 +110,17 @@ def test_cli_search_and_train_from_search_dir(supernet, tmp_path) -> None:
     bad = run_cli("snn", "search", "--supernet", str(supernet), "--out", str(tmp_path / "b"),
                   "--lam", "abc")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "abc" in bad.stderr
+
+
+def test_dnn_space_searches_with_lambda_zero_only(tmp_path, one_thread) -> None:
+    cfg = load_config(None, ["snn.channels=2", "snn.epochs=1", "snn.batch_size=128",
+                             "snn.neuron=relu", "snn.blocks=[SCB_k3,skip]",
+                             "run.progress=false"])
+    run_supernet(cfg, tmp_path / "dnn")
+    with pytest.raises(NasforgeError, match="--lam 0"):
+        run_snn_search(tmp_path / "dnn", tmp_path / "s", ["snn.lams=[-0.08]"])
+    results = run_snn_search(tmp_path / "dnn", tmp_path / "s2",
+                             [*SMALL_SEARCH, "snn.lams=[0]", "snn.pool=4"])
+    (row,) = results["searches"]
+    assert row["spikes"] == 0.0 and row["fitness"] == row["acc"]
+    assert len(row["arch"].split(",")) == 5 and set(row["arch"].split(",")) <= {"SCB_k3", "skip"}

@@ -56,7 +56,8 @@ def test_baseline_and_dnn_version(tmp_path, one_thread) -> None:
     dnn = run_snn_train(load_config(None, [*TINY, ARCH, "snn.epochs=1", "snn.neuron=relu"]),
                         tmp_path / "dnn")
     assert not any(is_neuron(m) for m in load_snn_model(tmp_path / "dnn").modules())
-    assert dnn["spikes_neurons"] == 0.0
+    assert dnn["spikes"] is None and dnn["spikes_neurons"] is None
+    assert not (tmp_path / "dnn" / "spikes.json").exists()
 
 
 def test_exactly_one_network_and_no_run_dir_on_bad_arch(tmp_path) -> None:

@@ -105,12 +105,13 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     if not set(s.blocks) <= set(blocks):
         raise NasforgeError(f"snn.blocks {s.blocks} are not all in the super-network's "
                             f"candidates {list(blocks)}")
-    n_avg = float(meta["n_avg"])
     if spec["neuron"] == "relu":
         n_avg = 1.0  # a DNN emits no spikes: only lam = 0 makes sense (§5.5.2)
         if any(lam != 0 for lam in s.lams):
             raise NasforgeError("a ReLU (DNN) super-network has no spikes: search it with "
                                 "--lam 0")
+    else:
+        n_avg = float(meta["n_avg"])
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=spec["timesteps"],
                          upscale=cfg.data.upscale)
     val_idx = read_index_file(supernet_dir / "val.txt", len(data.train))
@@ -153,12 +154,29 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
         summary.append({"lam": lam, "arch": arch_to_text(best.arch), "acc": best.acc,
                         "spikes": best.spikes, "fitness": best.fitness,
                         "evaluate_calls": result.evaluate_calls, "dir": folder.name})
+    summary = _merge_earlier(out, summary, s.search_algo)
     results = {"stage": "snn-search", "supernet": str(supernet_dir), "algo": s.search_algo,
                "n_avg": n_avg, "convention": convention, "supernet_finished": meta["finished"],
                "searches": summary, "architectures_scored": len(cache),
                "seconds": time.perf_counter() - t0}
     write_results(out, results)
     return results
+
+
+def _merge_earlier(out: Path, summary: list[dict[str, Any]], algo: str
+                   ) -> list[dict[str, Any]]:
+    """Keep the rows of earlier calls into ``out`` (other λ, same algorithm) before this one's."""
+    path = out / "results.json"
+    if not path.exists():
+        return summary
+    try:
+        earlier = json.loads(path.read_text())
+    except ValueError:
+        return summary
+    if earlier.get("algo") != algo:
+        return summary
+    now = {row["lam"] for row in summary}
+    return [row for row in earlier.get("searches", []) if row["lam"] not in now] + summary
 
 
 def best_arch(search_dir: str | Path, lam: float | None = None) -> str:

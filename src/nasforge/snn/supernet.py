@@ -135,7 +135,8 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
         train = train_epoch(model, train_batches, optimizer, epoch,
                             forward=lambda x, step, paths=paths: model(x, paths[step]),
                             loss_kind=s.loss, dtype=dtype, scaler=scaler,
-                            count=s.convention, timesteps=spec["timesteps"],
+                            count=None if s.neuron == "relu" else s.convention,
+                            timesteps=spec["timesteps"],
                             on_step=bar.update)
         check_finite(torch.tensor(train.loss), f"super-network epoch {epoch}", ckpt_path)
         # Validation: one uniformly drawn path per batch, i.e. a random architecture's accuracy.

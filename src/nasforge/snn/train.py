@@ -69,16 +69,22 @@ def network_label(spec: dict[str, Any]) -> str:
 
 
 def measure(model: nn.Module, batches, *, loss_kind: str, dtype: torch.dtype | None,
-            timesteps: int) -> dict[str, Any]:
-    """Test accuracy and spikes per image under both conventions, with per-layer profiles."""
+            timesteps: int, spiking: bool = True) -> dict[str, Any]:
+    """Test accuracy and spikes per image under both conventions, with per-layer profiles.
+
+    A ReLU network (``spiking=False``) has no spikes: those fields are None.
+    """
     forward = lambda x, _step: model(x)  # noqa: E731
     thesis = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind, dtype=dtype,
-                            count="thesis", timesteps=timesteps)
-    neurons = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind,
-                             dtype=dtype, count="neurons", timesteps=timesteps)
-    return {"test_acc": thesis.acc, "test_loss": thesis.loss, "spikes": thesis.spikes,
-            "spikes_neurons": neurons.spikes, "per_layer": thesis.per_layer,
-            "rates": neurons.rates, "examples": thesis.examples}
+                            count="thesis" if spiking else None, timesteps=timesteps)
+    out = {"test_acc": thesis.acc, "test_loss": thesis.loss, "spikes": thesis.spikes,
+           "spikes_neurons": None, "per_layer": thesis.per_layer, "rates": None,
+           "examples": thesis.examples}
+    if spiking:
+        neurons = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind,
+                                 dtype=dtype, count="neurons", timesteps=timesteps)
+        out.update(spikes_neurons=neurons.spikes, rates=neurons.rates)
+    return out
 
 
 def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
@@ -140,10 +146,11 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
                      "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
                     out / MODEL)
     metrics = measure(model, test_batches, loss_kind=s.loss, dtype=dtype,
-                      timesteps=s.timesteps)
-    atomic_write_json(out / "spikes.json", {"label": network_label(spec),
-                                            "per_layer": metrics.pop("per_layer"),
-                                            "rates": metrics.pop("rates")})
+                      timesteps=s.timesteps, spiking=s.neuron == "plif")
+    per_layer, rates = metrics.pop("per_layer"), metrics.pop("rates")
+    if per_layer is not None:
+        atomic_write_json(out / "spikes.json", {"label": network_label(spec),
+                                                "per_layer": per_layer, "rates": rates})
     results = {"stage": "snn-train", **{k: spec[k] for k in (
         "arch", "model", "channels", "timesteps", "variant", "space", "neuron", "dataset")},
         "label": network_label(spec), "kind": "hand-crafted" if spec["model"] else "searched",
