@@ -101,3 +101,18 @@ def test_dvs_frames_train_end_to_end(tmp_path, one_thread) -> None:
     with torch.no_grad():
         acc = 100.0 * float((model(x).argmax(1) == y).float().mean())
     assert results["test_acc"] == pytest.approx(acc)
+
+
+def test_tiny_imagenet_folders_train_with_the_64px_stem(tmp_path, one_thread) -> None:
+    from data.test_folders import tiny_tree  # writes a small JPEG tree in the official layout
+
+    tiny_tree(tmp_path / "root")
+    cfg = load_config(None, [*TINY, "snn.model=cifarnet-fang", "snn.epochs=1",
+                             "snn.channels=2", "snn.batch_size=4", "snn.cutout=16",
+                             "data.dataset=tiny-imagenet", f"data.root={tmp_path / 'root'}"])
+    results = run_snn_train(cfg, tmp_path / "t")
+    model = load_snn_model(tmp_path / "t")
+    assert model.in_size == 64 and len(model.stem.extra) == 3  # maxpool, conv-BN, PLIF
+    data = load_snn_data("tiny-imagenet", str(tmp_path / "root"))
+    assert data.in_size == 64 and results["examples"] == len(data.test)
+    assert results["spikes"] > 0 and 0.0 <= results["test_acc"] <= 100.0
