@@ -122,7 +122,8 @@ def accuracy_vs_spikes_figure(points: Sequence[Mapping[str, Any]], *,
     panels = _panels(points)
     labels = _unique([str(p["label"]) for p in points])
     colours = _colours(labels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels) + 2.0, 4.4),
+                             squeeze=False)
     for ax, (timesteps, group) in zip(axes[0], panels, strict=True):
         for label in labels:
             mine = [p for p in group if str(p["label"]) == label]
@@ -166,7 +167,9 @@ def accuracy_vs_spikes_figure(points: Sequence[Mapping[str, Any]], *,
                        markeredgecolor="black", label=k) for k in kinds]
     if points:
         handles.append(Line2D([], [], ls="--", color="black", label="Pareto front"))
-        axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+        # outside the axes: points may sit in any corner
+        axes[0][-1].legend(handles=handles, fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -439,8 +442,8 @@ def search_history_figure(history: Sequence[Mapping[str, Any]], *, best: str | N
     x, y = float(top["spikes"]), float(top["acc"])
     ax_sc.scatter([x], [y], marker="*", s=260, color="red", edgecolors="black", zorder=3,
                   gid="best")
-    ax_sc.annotate(_arch_text(top["arch"]).replace(",", ", "), (x, y), xytext=(0, 14),
-                   textcoords="offset points", ha="center", fontsize=7,
+    ax_sc.annotate(_arch_text(top["arch"]).replace(",", ", "), (x, y), xytext=(0, -18),
+                   textcoords="offset points", ha="center", va="top", fontsize=7,
                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8})
     ax_sc.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_kilo))
     ax_sc.set(xlabel="spikes per image (K)", ylabel="accuracy (%)",
