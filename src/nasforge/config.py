@@ -68,6 +68,29 @@ class SearchConfig:
     k: int | None = _opt(None, lo=1, help="topk rule: ops kept over both cells together")
     act_all: bool = _opt(False, help="topk rule: normalise by the per-node maximum (ActAll)")
     kl_weight: float = _opt(1e-3, lo=0.0, help="BtNAS: lambda of the KL(Beta || Beta(1,1)) term")
+    # --- the zoo (docs/zoo.md); each algorithm's own defaults live in its config file ---
+    warmup_epochs: int = _opt(0, lo=0, help="epochs of weight training before arch updates")
+    resolution: int | None = _opt(None, lo=1, help="resize search inputs (EcoDARTS r2: 16)")
+    tau_max: float = _opt(10.0, lo=0.0, help="GDAS/PR-DARTS: initial temperature")
+    tau_min: float = _opt(0.1, lo=0.0, help="GDAS/PR-DARTS: final temperature")
+    partial_k: int = _opt(4, lo=1, help="PC-DARTS: 1/K of the channels enter the mixed op")
+    epsilon_min: float = _opt(0.03, lo=0.0, help="SDARTS: perturbation bound, first epoch")
+    epsilon_max: float = _opt(0.3, lo=0.0, help="SDARTS: perturbation bound, last epoch")
+    attack_steps: int = _opt(7, lo=1, help="SDARTS-ADV: PGD steps")
+    zero_one_weight: float = _opt(10.0, lo=0.0, help="FairDARTS: weight of the zero-one loss")
+    threshold: float = _opt(0.85, lo=0.0, hi=1.0, help="FairDARTS derivation: keep ops >= this")
+    keep_ops: int = _opt(2, lo=1, help="PR-DARTS: ops activated per edge")
+    op_dropout: float = _opt(0.4, lo=0.0, hi=1.0, help="PR-DARTS: op dropout probability")
+    reg_weights: tuple[float, float, float] = _opt(
+        (0.01, 0.005, 0.005), help="PR-DARTS: lambda of the skip, non-skip+pool and path terms")
+    reg_hinge: float = _opt(0.2, lo=0.0, help="PR-DARTS: hinge of the group terms")
+    decision_start: int = _opt(9, lo=0, help="SGAS: first epoch (0-based) that fixes an edge")
+    decision_every: int = _opt(5, lo=1, help="SGAS: epochs between edge decisions")
+    controller_lr: float = _opt(3.5e-3, lo=0.0, help="ENAS: controller Adam learning rate")
+    controller_hidden: int = _opt(64, lo=1, help="ENAS: LSTM units")
+    entropy_weight: float = _opt(1e-4, lo=0.0, help="ENAS: entropy bonus in the reward")
+    baseline_decay: float = _opt(0.99, lo=0.0, hi=1.0, help="ENAS: moving-average baseline decay")
+    tanh_constant: float = _opt(1.1, lo=0.0, help="ENAS: logits = c * tanh(logits)")
 
 
 @dataclass

@@ -33,8 +33,17 @@ class StepContext:
 class SearchStrategy(nn.Module):
     """Architecture parameters + the rule that turns them into op weights."""
 
+    sparse: bool = False
+    """True when op weights are mostly exact zeros: the network then skips those ops."""
+
+    @classmethod
+    def prepare(cls, cfg: SearchConfig, image_size: int) -> SearchConfig:
+        """Adjust the search settings before the network is built (EcoDARTS's c4r2, ...)."""
+        return cfg
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__()
+        network.sparse = self.sparse
         self.cfg = cfg
         self.num_edges = network.num_edges
         self.primitives = network.primitives
@@ -59,6 +68,18 @@ class SearchStrategy(nn.Module):
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (temperatures, warm-up); nothing by default."""
+
+    def weight_step_weights(self, network: SearchNetwork, batch_w: tuple,
+                            ctx: StepContext) -> dict[str, torch.Tensor]:
+        """The op weights the weight step trains with (detached): ``op_weights()`` by default.
+
+        Strategies that perturb (SDARTS) or sample (GDAS) the architecture override it.
+        """
+        return {k: v.detach() for k, v in self.op_weights().items()}
+
+    def eval_weights(self) -> dict[str, torch.Tensor]:
+        """The op weights used to measure the super-network's validation accuracy."""
+        return self.op_weights()
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:

@@ -84,6 +84,14 @@ def evaluate(forward, batches: Batches | FolderBatches, dtype) -> tuple[float, f
     return float(total_loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
 
 
+def resize(batch: tuple, size: int) -> tuple:
+    """Bilinear resize of a batch's images (EcoNAS's reduced-resolution proxy)."""
+    x = batch[0]
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return (x, *batch[1:])
+
+
 def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                force: bool = False) -> dict:
     """Run (or continue) a search; returns the results written to ``results.json``."""
@@ -119,6 +127,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
                      **{**common, "augment": None})
 
+    s = cfg.search = STRATEGIES.get(s.algo).prepare(s, data.size)
     network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
                             in_channels=data.channels, primitives=SPACES.get(s.space).primitives,
                             stem="imagenet" if data.size >= 128 else "cifar").to(device)
@@ -167,9 +176,12 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         n = 0
         for batch_w, batch_a in zip(w_batches.epoch(epoch), a_batches.epoch(epoch),
                                     strict=False):
-            strategy.arch_step(network, batch_w, batch_a, a_opt, ctx)
+            if s.resolution is not None:
+                batch_w, batch_a = resize(batch_w, s.resolution), resize(batch_a, s.resolution)
+            if epoch >= s.warmup_epochs:
+                strategy.arch_step(network, batch_w, batch_a, a_opt, ctx)
             x, y = batch_w
-            weights = {k: v.detach() for k, v in strategy.op_weights().items()}
+            weights = strategy.weight_step_weights(network, batch_w, ctx)
             w_opt.zero_grad(set_to_none=True)
             with ctx_autocast():
                 logits = network(x, weights)
@@ -187,7 +199,9 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
             bar.update(1)
         check_finite(loss_sum, f"search epoch {epoch}", ckpt_path)
         network.eval()
-        val_loss, val_acc = evaluate(lambda x: network(x, strategy.op_weights()), a_eval, dtype)
+        val_loss, val_acc = evaluate(
+            lambda x: network(x if s.resolution is None else resize((x,), s.resolution)[0],
+                              strategy.eval_weights()), a_eval, dtype)
         strengths = strategy.strengths()
         try:
             genotype_text = format_genotype(derive(

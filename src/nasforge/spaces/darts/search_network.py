@@ -47,10 +47,13 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             self.ops.append(op)
 
-    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+    def forward(self, x: Tensor, weights: Tensor, active: Sequence[int] | None = None
+                ) -> Tensor:
+        """Σ_k w_k · op_k(x); with ``active``, only those ops run (the others weigh 0)."""
         out = None
-        for w, op in zip(weights.unbind(0), self.ops, strict=True):
-            term = w * op(x)
+        ws = weights.unbind(0)
+        for k in range(len(self.ops)) if active is None else active:
+            term = ws[k] * self.ops[k](x)
             out = term if out is None else out + term
         return out
 
@@ -84,16 +87,31 @@ class SearchCell(nn.Module):
             self.mixed_op_cls(C, 2 if reduction and i < 2 else 1, primitives) for i, _ in self.edges
         )
 
-    def forward(self, s0: Tensor, s1: Tensor, weights: Tensor) -> Tensor:
+    def forward(self, s0: Tensor, s1: Tensor, weights: Tensor,
+                active: list[list[int]] | None = None) -> Tensor:
+        """``active[e]`` lists the ops of edge e that run (sparse strategies); None runs all."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         node_sum: Tensor | None = None
         for e, (i, j) in enumerate(self.edges):
-            term = self.ops[e](states[i], weights[e])
-            node_sum = term if node_sum is None else node_sum + term
+            if active is None:
+                term = self.ops[e](states[i], weights[e])
+            elif active[e]:
+                term = self.ops[e](states[i], weights[e], active[e])
+            else:
+                term = None  # every op of this edge has weight 0: nothing to compute
+            if term is not None:
+                node_sum = term if node_sum is None else node_sum + term
             if i == j - 1:  # the last edge into node j (edges of a node are contiguous)
-                states.append(node_sum)
+                states.append(node_sum if node_sum is not None else self._zeros(states[1]))
                 node_sum = None
         return torch.cat(states[2:], dim=1)
+
+    def _zeros(self, like: Tensor) -> Tensor:
+        """A node with no active input: zeros of the node's shape."""
+        n, c, h, w = like.shape
+        if self.reduction:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return like.new_zeros(n, c, h, w)
 
 
 class SearchNetwork(nn.Module):
@@ -104,6 +122,9 @@ class SearchNetwork(nn.Module):
     """
 
     cell_cls: type[SearchCell] = SearchCell
+    sparse: bool = False
+    """Set by strategies whose weights are mostly exact zeros (GDAS, ENAS, SGAS, PR-DARTS):
+    ops with weight 0 are skipped, which also keeps gradients away from them."""
 
     def __init__(
         self,
@@ -159,12 +180,22 @@ class SearchNetwork(nn.Module):
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         self._check_weights(weights)
+        active = self.active_ops(weights) if self.sparse else None
         s0 = self.stem(x)
         s1 = s0 if self.stem1 is None else self.stem1(s0)
         for cell in self.cells:
-            w = weights["reduce"] if cell.reduction else weights["normal"]
-            s0, s1 = s1, cell(s0, s1, w)
+            kind = "reduce" if cell.reduction else "normal"
+            if active is None:
+                s0, s1 = s1, cell(s0, s1, weights[kind])
+            else:
+                s0, s1 = s1, cell(s0, s1, weights[kind], active[kind])
         return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+
+    @staticmethod
+    def active_ops(weights: dict[str, Tensor]) -> dict[str, list[list[int]]]:
+        """Per cell type and edge, the ops with a non-zero weight (one host read per type)."""
+        return {kind: [[k for k, on in enumerate(row) if on] for row in (w != 0).tolist()]
+                for kind, w in weights.items()}
 
     def _check_weights(self, weights: dict[str, Tensor]) -> None:
         for key in ("normal", "reduce"):
