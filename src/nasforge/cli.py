@@ -61,6 +61,8 @@ def _add_derive_args(p: argparse.ArgumentParser, flag: str, rules: list[str],
     p.add_argument("--k", type=int, help="topk: ops kept over both cells together")
     p.add_argument("--act-all", action="store_true",
                    help="topk: normalise by each node's strongest op so every node stays active")
+    p.add_argument("--threshold", type=float,
+                   help="threshold (FairDARTS): keep an op only at strength >= this (0.85)")
 
 
 def _config_from_args(args: argparse.Namespace, **extra_sets: object):
@@ -107,7 +109,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             "proxy.method": args.proxy_method, "proxy.entropy": args.proxy_entropy,
             "proxy.size": _number(args.proxy_size, "--proxy-size"),
             "search.rule": args.derive, "search.k": args.k,
-            "search.act_all": True if args.act_all else None})
+            "search.act_all": True if args.act_all else None,
+            "search.threshold": args.threshold})
         results = run_search(cfg, args.out, force=args.force)
     print(results["genotype"])
 

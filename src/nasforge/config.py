@@ -78,7 +78,8 @@ class SearchConfig:
     epsilon_max: float = _opt(0.3, lo=0.0, help="SDARTS: perturbation bound, last epoch")
     attack_steps: int = _opt(7, lo=1, help="SDARTS-ADV: PGD steps")
     zero_one_weight: float = _opt(10.0, lo=0.0, help="FairDARTS: weight of the zero-one loss")
-    threshold: float = _opt(0.85, lo=0.0, hi=1.0, help="FairDARTS derivation: keep ops >= this")
+    threshold: float | None = _opt(None, lo=0.0, hi=1.0,
+                                   help="threshold rule (FairDARTS): keep ops >= this (0.85)")
     keep_ops: int = _opt(2, lo=1, help="PR-DARTS: ops activated per edge")
     op_dropout: float = _opt(0.4, lo=0.0, hi=1.0, help="PR-DARTS: op dropout probability")
     reg_weights: tuple[float, float, float] = _opt(

@@ -103,7 +103,7 @@ def _check_options(rule: str, fn: DeriveRule, options: dict[str, object]) -> Non
         raise NasforgeError(f"derivation rule '{rule}' needs option {', '.join(missing)}")
 
 
-RULE_SETTINGS = ("k", "act_all")
+RULE_SETTINGS = ("k", "act_all", "threshold")
 """Settings (``search.k``, ``--k``, ...) that :func:`rule_options` hands to rules taking them."""
 
 
@@ -292,3 +292,39 @@ def topk_rule(
     return Genotype(
         *(_ext_cell(kept[c], cell, k, primitives, nodes) for c, cell in enumerate(CELLS))
     )
+
+
+# ------------------------------------------------------------------------- threshold (FairDARTS)
+
+
+@DERIVE_RULES.register("threshold")
+def threshold_rule(
+    strengths: Strengths,
+    *,
+    primitives: Sequence[str],
+    nodes: int,
+    threshold: float = 0.85,
+) -> Genotype:
+    """FairDARTS: per node the two edges with the strongest op, each kept only if ≥ threshold.
+
+    Strengths are independent sigmoids, so an edge's op may be too weak to keep: a node can
+    end with one input or none (then it leaves the concat). A cell with no live node is an
+    error, as for top-k.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise NasforgeError(f"threshold={threshold} is out of range; allowed 0..1")
+    cells = []
+    for cell in CELLS:
+        full = _argmax_cell(strengths[cell], primitives, nodes)
+        rows = strengths[cell].detach().to("cpu", torch.float64).tolist()
+        edges = cell_edges(nodes)
+        index = {edge: e for e, edge in enumerate(edges)}
+        kept = [(index[(i, j)], primitives.index(op)) for op, i, j in full.ops
+                if rows[index[(i, j)]][primitives.index(op)] >= threshold]
+        try:
+            cells.append(_ext_cell(kept, cell, len(kept), primitives, nodes))
+        except NasforgeError:
+            raise NasforgeError(
+                f"threshold {threshold} leaves the {cell} cell without an active intermediate "
+                f"node ({len(kept)} ops reach it); lower the threshold") from None
+    return Genotype(*cells)

@@ -1,6 +1,15 @@
 """Search strategies (one file each) and the loop that runs them."""
 
-from nasforge.search import btnas, darts  # noqa: F401  (register the strategies)
+# Importing a strategy's module registers it in STRATEGIES.
+from nasforge.search import (  # noqa: F401
+    btnas,
+    darts,
+    darts_elu,
+    drnas,
+    ecodarts,
+    fairdarts,
+    robustdarts,
+)
 from nasforge.search.base import STRATEGIES, SearchStrategy
 
 __all__ = ["STRATEGIES", "SearchStrategy"]

@@ -43,3 +43,5 @@ register_space(CellSpace("s3", ("none", "sep_conv_3x3", "skip_connect"), 4,
                          "RobustDARTS S3: S2 plus none"))
 register_space(CellSpace("s4", ("sep_conv_3x3", "noise"), 4,
                          "RobustDARTS S4: sep_conv_3x3 and noise (N(0,1) of the output shape)"))
+register_space(CellSpace("darts-no-none", tuple(p for p in PRIMITIVES if p != "none"), 4,
+                         "the 7 DARTS ops without none (FairDARTS, DrNAS)"))

@@ -1,0 +1,61 @@
+"""DrNAS (Chen et al., 2021): op weights drawn from a Dirichlet per edge.
+
+Concentrations β = ELU(α) + 1; each forward draws one ``Dirichlet(β).rsample()`` per edge
+(pathwise gradient, shared by all cells of a type and the whole batch), in training and in
+evaluation. The default regulariser is L2 on α (Adam weight decay ``search.arch_weight_decay``,
+1e-3), which pulls β towards 1. Derivation uses the Dirichlet mean β / Σβ with the DARTS rule.
+
+Not included: DrNAS's progressive learning (partial channels with K=6 then K=4, pruning to
+the top-4 ops and widening between two 25-epoch stages); the Dirichlet relaxation runs on
+the full super-network. Draws come from a private generator seeded by (seed, draw), so a
+resumed search draws what an uninterrupted one draws.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Dirichlet
+
+from nasforge.config import SearchConfig
+from nasforge.errors import NasforgeError
+from nasforge.search.base import STRATEGIES
+from nasforge.search.btnas import seeded_rng
+from nasforge.search.darts import DARTS
+from nasforge.search.darts_elu import elu_plus_one
+from nasforge.spaces.darts.search_network import SearchNetwork
+
+
+@STRATEGIES.register("drnas")
+class DrNAS(DARTS):
+    """α ∈ R^{E×K} per cell type; weights ~ Dirichlet(ELU(α) + 1), one sample per call."""
+
+    def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
+        super().__init__(network, cfg)
+        if cfg.order != "first":
+            raise NasforgeError("drnas is first-order only; got search.order=second")
+        # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
+        self.seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.draws = 0
+
+    def concentrations(self) -> dict[str, torch.Tensor]:
+        return {c: elu_plus_one(a) for c, a in self.alphas.items()}
+
+    def op_weights(self) -> dict[str, torch.Tensor]:
+        """A fresh Dirichlet sample per edge (rows on the simplex, differentiable in α)."""
+        device = next(iter(self.alphas.values())).device
+        with seeded_rng(self.seed + self.draws, device):
+            out = {c: Dirichlet(b, validate_args=False).rsample()
+                   for c, b in self.concentrations().items()}
+        self.draws += 1
+        return out
+
+    def strengths(self) -> dict[str, torch.Tensor]:
+        """The Dirichlet mean β / Σβ per edge."""
+        return {c: (b / b.sum(-1, keepdim=True)).detach().float().cpu()
+                for c, b in self.concentrations().items()}
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"seed": self.seed, "draws": self.draws}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.seed, self.draws = int(state["seed"]), int(state["draws"])
