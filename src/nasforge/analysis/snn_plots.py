@@ -36,8 +36,8 @@ BOX_COLOURS = {
     "skip": "#f0f0f0",
     "SIB": "#a1d99b",
     "pool": "#bcbddc",
-    "head": "#fdd0a2",
-    "other": "#fee391",
+    "head": "#fff2b3",
+    "other": "#fbb4ae",
 }
 
 
