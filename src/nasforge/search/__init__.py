@@ -7,8 +7,10 @@ from nasforge.search import (  # noqa: F401
     darts_elu,
     drnas,
     ecodarts,
+    enas,
     fairdarts,
     robustdarts,
+    sgas,
 )
 from nasforge.search.base import STRATEGIES, SearchStrategy
 
