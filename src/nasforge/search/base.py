@@ -44,6 +44,11 @@ class SearchStrategy(nn.Module):
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__()
         network.sparse = self.sparse
+        mask = network.op_mask
+        self.has_op_mask = mask is not None
+        for kind in CELL_TYPES:
+            self.register_buffer(f"op_mask_{kind}", None if mask is None else mask[kind],
+                                 persistent=False)
         self.cfg = cfg
         self.num_edges = network.num_edges
         self.primitives = network.primitives
@@ -52,6 +57,12 @@ class SearchStrategy(nn.Module):
     def op_weights(self) -> dict[str, torch.Tensor]:
         """Per-cell-type [E, K] weights fed to the super-network's mixed ops."""
         raise NotImplementedError
+
+    def mask_logits(self, logits: torch.Tensor, kind: str) -> torch.Tensor:
+        """Logits with the ops an edge does not hold (S1) at −inf: a softmax gives them 0."""
+        if not self.has_op_mask:
+            return logits
+        return logits.masked_fill(~getattr(self, f"op_mask_{kind}"), float("-inf"))
 
     def strengths(self) -> dict[str, torch.Tensor]:
         """Detached per-op strengths used by the derivation rules."""

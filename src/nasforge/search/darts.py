@@ -27,7 +27,7 @@ class DARTS(SearchStrategy):
         )
 
     def op_weights(self) -> dict[str, torch.Tensor]:
-        return {c: F.softmax(a, dim=-1) for c, a in self.alphas.items()}
+        return {c: F.softmax(self.mask_logits(a, c), dim=-1) for c, a in self.alphas.items()}
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:

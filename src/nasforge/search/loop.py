@@ -84,6 +84,14 @@ def evaluate(forward, batches: Batches | FolderBatches, dtype) -> tuple[float, f
     return float(total_loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
 
 
+def masked(strengths: dict[str, torch.Tensor], mask: dict[str, torch.Tensor] | None
+           ) -> dict[str, torch.Tensor]:
+    """Strengths with the ops an edge does not hold (S1) set to 0, so no rule picks them."""
+    if mask is None:
+        return strengths
+    return {k: v * mask[k].to(v.dtype) for k, v in strengths.items()}
+
+
 def resize(batch: tuple, size: int) -> tuple:
     """Bilinear resize of a batch's images (EcoNAS's reduced-resolution proxy)."""
     x = batch[0]
@@ -130,6 +138,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     s = cfg.search = STRATEGIES.get(s.algo).prepare(s, data.size)
     network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
                             in_channels=data.channels, primitives=SPACES.get(s.space).primitives,
+                            op_mask=SPACES.get(s.space).op_mask(s.nodes),
                             stem="imagenet" if data.size >= 128 else "cifar").to(device)
     if common["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
@@ -202,7 +211,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         val_loss, val_acc = evaluate(
             lambda x: network(x if s.resolution is None else resize((x,), s.resolution)[0],
                               strategy.eval_weights()), a_eval, dtype)
-        strengths = strategy.strengths()
+        strengths = masked(strategy.strengths(), network.op_mask)
         try:
             genotype_text = format_genotype(derive(
                 s.rule, strengths, primitives=network.primitives, nodes=s.nodes,

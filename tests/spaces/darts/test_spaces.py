@@ -44,3 +44,52 @@ def test_search_in_a_restricted_space_uses_only_its_ops(tmp_path, proxy_file, sp
     assert ops <= set(allowed) - {"none"}
     if rule == "topk":
         assert len(g.normal.ops) + len(g.reduce.ops) == 10
+
+
+def test_s1_holds_two_ops_per_edge_as_robustdarts_lists():
+    s1 = SPACES.get("s1")
+    mask = s1.op_mask(4)
+    assert all(int(m.sum(1).min()) == int(m.sum(1).max()) == 2 for m in mask.values())
+    names = s1.primitives
+    assert [names[k] for k in mask["normal"][12].nonzero().flatten()] == ["dil_conv_3x3",
+                                                                           "dil_conv_5x5"]
+    assert [names[k] for k in mask["reduce"][0].nonzero().flatten()] == ["max_pool_3x3",
+                                                                          "avg_pool_3x3"]
+    with pytest.raises(NasforgeError, match="search.nodes=2"):
+        s1.op_mask(2)
+
+
+def test_s1_network_builds_only_the_listed_ops_and_darts_softmax_ignores_the_rest():
+    from nasforge.config import SearchConfig
+    from nasforge.search.darts import DARTS
+    from nasforge.spaces.darts.search_network import SearchNetwork
+
+    s1 = SPACES.get("s1")
+    net = SearchNetwork(4, 10, 3, 4, in_channels=1, primitives=s1.primitives,
+                        op_mask=s1.op_mask(4))
+    for cell in net.cells:
+        assert all(len(edge.ops) == 2 for edge in cell.ops)
+    strategy = DARTS(net, SearchConfig())
+    w = strategy.op_weights()
+    for kind, m in s1.op_mask(4).items():
+        assert torch.all(w[kind][~m] == 0)
+        assert torch.allclose(w[kind].sum(1), torch.ones(14))
+    assert net(torch.randn(2, 1, 8, 8), w).shape == (2, 10)
+    loss = (strategy.op_weights()["normal"] * torch.randn(14, len(s1.primitives))).sum()
+    loss.backward()  # no NaN from the -inf logits
+    assert torch.isfinite(strategy.alphas["normal"].grad).all()
+    assert torch.all(strategy.alphas["normal"].grad[~s1.op_mask(4)["normal"]] == 0)
+
+
+def test_search_in_s1_derives_only_listed_ops(tmp_path, proxy_file):
+    cfg = load_config(None, [*TINY_SEARCH, "search.epochs=1", "search.space=s1",
+                             "search.nodes=4", "search.algo=darts", f"data.proxy={proxy_file}"])
+    res = run_search(cfg, tmp_path / "run")
+    s1 = SPACES.get("s1")
+    g = parse_genotype(res["genotype"], primitives=s1.primitives)
+    from nasforge.spaces.darts.genotype import cell_edges
+
+    index = {edge: e for e, edge in enumerate(cell_edges(4))}
+    for cell, table in ((g.normal, s1.edge_ops[0]), (g.reduce, s1.edge_ops[1])):
+        for op, i, j in cell.ops:
+            assert op in table[index[(i, j)]]

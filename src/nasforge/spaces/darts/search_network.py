@@ -38,23 +38,32 @@ def check_positive(name: str, value: int) -> None:
 class MixedOp(nn.Module):
     """One edge of the super-network: the weighted sum of all candidate ops."""
 
-    def __init__(self, C: int, stride: int, primitives: Sequence[str]) -> None:
+    def __init__(self, C: int, stride: int, primitives: Sequence[str],
+                 allowed: Sequence[int] | None = None) -> None:
+        """``allowed``: indices of the primitives this edge holds (S1); None holds all."""
         super().__init__()
+        self.allowed = list(range(len(primitives)) if allowed is None else allowed)
         self.ops = nn.ModuleList()
-        for name in primitives:
+        for k in self.allowed:
+            name = primitives[k]
             op = build_op(name, C, stride, affine=False)
             if "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             self.ops.append(op)
+        self._slot = {k: i for i, k in enumerate(self.allowed)}
 
     def forward(self, x: Tensor, weights: Tensor, active: Sequence[int] | None = None
                 ) -> Tensor:
-        """Σ_k w_k · op_k(x); with ``active``, only those ops run (the others weigh 0)."""
+        """Σ_k w_k · op_k(x) over the held ops; with ``active``, only those run."""
         out = None
         ws = weights.unbind(0)
-        for k in range(len(self.ops)) if active is None else active:
-            term = ws[k] * self.ops[k](x)
+        for k in self.allowed if active is None else active:
+            if k not in self._slot:
+                continue  # an op this edge does not hold
+            term = ws[k] * self.ops[self._slot[k]](x)
             out = term if out is None else out + term
+        if out is None:  # no held op is active
+            out = (weights.sum() * 0) * self.ops[0](x)
         return out
 
 
@@ -72,7 +81,9 @@ class SearchCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         primitives: Sequence[str],
+        allowed: Sequence[Sequence[int]] | None = None,
     ) -> None:
+        """``allowed[e]``: the primitives edge e holds (per-edge spaces such as S1)."""
         super().__init__()
         self.reduction = reduction
         self.nodes = nodes
@@ -83,9 +94,13 @@ class SearchCell(nn.Module):
             self.preprocess0 = ReLUConvBN(C_pp, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
         self.edges = cell_edges(nodes)
-        self.ops = nn.ModuleList(
-            self.mixed_op_cls(C, 2 if reduction and i < 2 else 1, primitives) for i, _ in self.edges
-        )
+        def mixed(e: int, i: int) -> nn.Module:
+            stride = 2 if reduction and i < 2 else 1
+            if allowed is None:
+                return self.mixed_op_cls(C, stride, primitives)
+            return self.mixed_op_cls(C, stride, primitives, allowed=allowed[e])
+
+        self.ops = nn.ModuleList(mixed(e, i) for e, (i, _) in enumerate(self.edges))
 
     def forward(self, s0: Tensor, s1: Tensor, weights: Tensor,
                 active: list[list[int]] | None = None) -> Tensor:
@@ -137,7 +152,9 @@ class SearchNetwork(nn.Module):
         primitives: Sequence[str] = PRIMITIVES,
         stem_multiplier: int = 3,
         stem: str = "cifar",
+        op_mask: dict[str, Tensor] | None = None,
     ) -> None:
+        """``op_mask``: per cell type a bool [E, K] of the ops each edge holds (S1)."""
         super().__init__()
         for name, value in (
             ("C", C),
@@ -154,6 +171,7 @@ class SearchNetwork(nn.Module):
         self.C, self.num_classes, self.layers, self.nodes = C, num_classes, layers, nodes
         self.num_edges = len(cell_edges(nodes))
         self.stem_kind = stem
+        self.op_mask = _check_mask(op_mask, (self.num_edges, len(self.primitives)))
 
         C_stem = stem_multiplier * C
         self.stem, self.stem1 = _search_stem(stem, in_channels, C_stem)
@@ -164,9 +182,16 @@ class SearchNetwork(nn.Module):
             reduction = i in reductions
             if reduction:
                 C_curr *= 2
-            cell = self.cell_cls(
-                nodes, C_pp, C_p, C_curr, reduction, reduction_prev, self.primitives
-            )
+            kind = "reduce" if reduction else "normal"
+            allowed = None if op_mask is None else [
+                [k for k, on in enumerate(row) if on] for row in op_mask[kind].tolist()]
+            if allowed is None:
+                cell = self.cell_cls(
+                    nodes, C_pp, C_p, C_curr, reduction, reduction_prev, self.primitives
+                )
+            else:
+                cell = self.cell_cls(nodes, C_pp, C_p, C_curr, reduction, reduction_prev,
+                                     self.primitives, allowed=allowed)
             self.cells.append(cell)
             C_pp, C_p = C_p, cell.out_channels
             reduction_prev = reduction
@@ -208,6 +233,19 @@ class SearchNetwork(nn.Module):
                     f"weights['{key}'] has shape {tuple(weights[key].shape)}, "
                     f"expected {self.arch_shape} (edges, primitives)"
                 )
+
+
+def _check_mask(mask: dict[str, Tensor] | None, shape: tuple[int, int]
+                ) -> dict[str, Tensor] | None:
+    if mask is None:
+        return None
+    for kind in ("normal", "reduce"):
+        m = mask.get(kind)
+        if m is None or tuple(m.shape) != shape or m.dtype != torch.bool:
+            raise NasforgeError(f"op_mask['{kind}'] must be a bool tensor of shape {shape}")
+        if not m.any(dim=1).all():
+            raise NasforgeError(f"op_mask['{kind}'] leaves an edge without any op")
+    return {k: mask[k].clone() for k in ("normal", "reduce")}
 
 
 def _check_primitives(primitives: Sequence[str]) -> tuple[str, ...]:
