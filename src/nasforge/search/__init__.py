@@ -9,6 +9,8 @@ from nasforge.search import (  # noqa: F401
     ecodarts,
     enas,
     fairdarts,
+    gdas,
+    prdarts,
     robustdarts,
     sgas,
 )
