@@ -105,7 +105,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             raise NasforgeError("search: give either --proxy INDEX_FILE or --proxy-method, "
                                 "not both")
         cfg = _config_from_args(args, **{
-            "search.algo": args.algo, "data.proxy": args.proxy,
+            "search.algo": args.algo, "search.space": args.space, "data.proxy": args.proxy,
             "proxy.method": args.proxy_method, "proxy.entropy": args.proxy_entropy,
             "proxy.size": _number(args.proxy_size, "--proxy-size"),
             "search.rule": args.derive, "search.k": args.k,
@@ -519,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="run an architecture search")
     p.add_argument("--algo", choices=STRATEGIES.names(), help="search algorithm")
+    p.add_argument("--space", help="cell search space: darts, darts-no-none, s1..s4, ...")
     p.add_argument("--proxy", help="index file of the training subset to search on")
     p.add_argument("--proxy-method", help="select a proxy subset first with this selector")
     p.add_argument("--proxy-size", help="proxy size: a count or a fraction (default 0.1)")
