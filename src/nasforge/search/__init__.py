@@ -10,8 +10,10 @@ from nasforge.search import (  # noqa: F401
     enas,
     fairdarts,
     gdas,
+    pcdarts,
     prdarts,
     robustdarts,
+    sdarts,
     sgas,
 )
 from nasforge.search.base import STRATEGIES, SearchStrategy
