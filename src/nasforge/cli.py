@@ -217,6 +217,18 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
     print(f"{len(rows)} runs -> {Path(args.out) / 'results.csv'}, {Path(args.out) / 'study.png'}")
 
 
+def cmd_study_algorithms(args: argparse.Namespace) -> None:
+    from nasforge.search.study import run_algorithm_study
+
+    extra = {"study.algos": args.algos.split(",") if args.algos else None}
+    args.config = args.config or "study-algorithms-digits"
+    cfg = _config_from_args(args, **extra)
+    summary = run_algorithm_study(cfg, args.out, progress=not args.no_progress)
+    print((Path(args.out) / "algorithms.md").read_text(), end="")
+    print(f"{len(summary)} rows -> {Path(args.out) / 'algorithms.csv'}, "
+          f"{Path(args.out) / 'algorithms.png'}")
+
+
 def cmd_quality(args: argparse.Namespace) -> None:
     from nasforge.quality import parse_spaces, run_quality, summarise
 
@@ -661,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True)
     _add_config_args(q)
     q.set_defaults(func=cmd_study_proxy)
+    q = study_sub.add_parser("algorithms", help="the zoo: every algorithm x seeds, full data "
+                             "and proxy data, on the tabular benchmark")
+    q.add_argument("--out", required=True, help="study directory (re-run to resume)")
+    q.add_argument("--algos", help="comma list of algorithms (default: study.algos)")
+    _add_config_args(q)
+    q.set_defaults(func=cmd_study_algorithms)
 
     p = sub.add_parser("quality", help="search-space quality: train random cells per space")
     p.add_argument("--spaces", help="comma list of darts and extcell-K (default: from config)")
