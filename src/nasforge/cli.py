@@ -217,6 +217,38 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
     print(f"{len(rows)} runs -> {Path(args.out) / 'results.csv'}, {Path(args.out) / 'study.png'}")
 
 
+def _nb101_matrix(text: str) -> list[list[int]]:
+    """``"0110;0001;0001;0000"`` → rows of 0/1 (one string per row, ``;`` between rows)."""
+    rows = [r.strip() for r in text.split(";") if r.strip()]
+    if not rows or any(set(r) - {"0", "1"} for r in rows):
+        raise NasforgeError(f"--matrix {text!r} must be rows of 0/1 separated by ';', "
+                            "e.g. 011;001;000")
+    return [[int(c) for c in r] for r in rows]
+
+
+def cmd_bench_nb101_convert(args: argparse.Namespace) -> None:
+    from nasforge.benchmarks.nasbench101 import convert
+
+    epochs = None if args.epochs == "all" else tuple(int(e) for e in args.epochs.split(","))
+    info = convert(args.tfrecord, args.out, epochs=epochs, progress=not args.no_progress,
+                   verify_crc=not args.no_crc)
+    print(f"{info['architectures']:,} architectures ({info['records']:,} records, epochs "
+          f"{info['epochs']}) -> {args.out}")
+
+
+def cmd_bench_nb101_query(args: argparse.Namespace) -> None:
+    from nasforge.benchmarks.nasbench101 import NasBench101Table
+
+    table = NasBench101Table.load(args.table)
+    info = table.query(_nb101_matrix(args.matrix), args.ops.split(","), epochs=args.epochs)
+    if args.json:
+        print(json.dumps(info))
+        return
+    print(f"{info['hash']}: test acc {100 * info['test_accuracy']:.2f}%, validation acc "
+          f"{100 * info['validation_accuracy']:.2f}% (mean of {info['repeats']} repeats, "
+          f"{info['epochs']} epochs), {info['parameters']:,} parameters")
+
+
 def cmd_study_algorithms(args: argparse.Namespace) -> None:
     from nasforge.search.study import run_algorithm_study
 
@@ -666,6 +698,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--bench", default="tabular-digits")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench_query)
+    q = bench_sub.add_parser("nb101-convert",
+                             help="NAS-Bench-101 .tfrecord -> compact local table (.npz)")
+    q.add_argument("tfrecord", help="nasbench_only108.tfrecord or nasbench_full.tfrecord")
+    q.add_argument("--out", required=True, help="table to write (.npz)")
+    q.add_argument("--epochs", default="108", help="budgets to keep: comma list or 'all'")
+    q.add_argument("--no-crc", action="store_true", help="skip the record checksums")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_bench_nb101_convert)
+    q = bench_sub.add_parser("nb101-query", help="look up a cell in a NAS-Bench-101 table")
+    q.add_argument("--table", required=True, help="table written by nb101-convert")
+    q.add_argument("--matrix", required=True, help="adjacency rows, e.g. 0110;0001;0001;0000")
+    q.add_argument("--ops", required=True,
+                   help="comma list: input,conv3x3-bn-relu,conv1x1-bn-relu,maxpool3x3,output")
+    q.add_argument("--epochs", type=int, default=108)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench_nb101_query)
 
     p = sub.add_parser("study", help="multi-run studies")
     study_sub = p.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
