@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nasforge.config import SearchConfig
+from nasforge.errors import NasforgeError
 from nasforge.registry import Registry
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -53,6 +54,18 @@ class SearchStrategy(nn.Module):
         self.num_edges = network.num_edges
         self.primitives = network.primitives
         self.nodes = network.nodes
+
+    @staticmethod
+    def require_first_order(cfg: SearchConfig, algo: str, why: str = "") -> None:
+        """Refuse ``search.order=second`` for algorithms defined only to first order."""
+        if cfg.order != "first":
+            raise NasforgeError(f"{algo} is first-order only{why}; got search.order={cfg.order}")
+
+    def random_alphas(self, std: float) -> nn.ParameterDict:
+        """One [E, K] parameter per cell type drawn from std·N(0, 1) (the DARTS init)."""
+        shape = (self.num_edges, len(self.primitives))
+        return nn.ParameterDict(
+            {c: nn.Parameter(std * torch.randn(shape)) for c in CELL_TYPES})
 
     def op_weights(self) -> dict[str, torch.Tensor]:
         """Per-cell-type [E, K] weights fed to the super-network's mixed ops."""

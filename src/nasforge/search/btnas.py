@@ -18,11 +18,10 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Beta
 
 from nasforge.config import SearchConfig
-from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -71,16 +70,9 @@ class BtNAS(SearchStrategy):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        if cfg.order != "first":
-            raise NasforgeError("btnas is first-order only (thesis §4.3); "
-                                f"got search.order={cfg.order}")
-        shape = (self.num_edges, len(self.primitives))
-
-        def raw() -> nn.ParameterDict:
-            return nn.ParameterDict(
-                {c: nn.Parameter(cfg.arch_init_std * torch.randn(shape)) for c in CELL_TYPES})
-
-        self.raw_alpha, self.raw_beta = raw(), raw()
+        self.require_first_order(cfg, "btnas", " (thesis §4.3)")
+        self.raw_alpha = self.random_alphas(cfg.arch_init_std)
+        self.raw_beta = self.random_alphas(cfg.arch_init_std)
         # The sampling stream: a base seed from the (run-seeded) global RNG and a draw
         # counter, both saved in state_dict via get_extra_state.
         self.seed = int(torch.randint(0, 2**62, (1,)).item())

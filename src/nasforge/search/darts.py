@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.func import functional_call
 
 from nasforge.config import SearchConfig
-from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
+from nasforge.search.base import STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 
@@ -21,10 +20,7 @@ class DARTS(SearchStrategy):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        shape = (self.num_edges, len(self.primitives))
-        self.alphas = nn.ParameterDict(
-            {c: nn.Parameter(cfg.arch_init_std * torch.randn(shape)) for c in CELL_TYPES}
-        )
+        self.alphas = self.random_alphas(cfg.arch_init_std)
 
     def op_weights(self) -> dict[str, torch.Tensor]:
         return {c: F.softmax(self.mask_logits(a, c), dim=-1) for c, a in self.alphas.items()}

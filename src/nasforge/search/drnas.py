@@ -17,7 +17,6 @@ import torch
 from torch.distributions import Dirichlet
 
 from nasforge.config import SearchConfig
-from nasforge.errors import NasforgeError
 from nasforge.search.base import STRATEGIES
 from nasforge.search.btnas import seeded_rng
 from nasforge.search.darts import DARTS
@@ -31,8 +30,7 @@ class DrNAS(DARTS):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        if cfg.order != "first":
-            raise NasforgeError("drnas is first-order only; got search.order=second")
+        self.require_first_order(cfg, "drnas")
         # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
         self.seed = int(torch.randint(0, 2**62, (1,)).item())
         self.draws = 0

@@ -36,10 +36,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from nasforge.config import SearchConfig
-from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.search.btnas import seeded_rng
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -80,11 +79,8 @@ class GDAS(SearchStrategy):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        if cfg.order != "first":
-            raise NasforgeError(f"gdas is first-order only; got search.order={cfg.order}")
-        shape = (self.num_edges, len(self.primitives))
-        self.alphas = nn.ParameterDict(
-            {c: nn.Parameter(cfg.arch_init_std * torch.randn(shape)) for c in CELL_TYPES})
+        self.require_first_order(cfg, "gdas")
+        self.alphas = self.random_alphas(cfg.arch_init_std)
         self.tau = float(cfg.tau_max)
         # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
         self.seed = int(torch.randint(0, 2**62, (1,)).item())

@@ -50,10 +50,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from nasforge.config import SearchConfig
-from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.search.btnas import seeded_rng
 from nasforge.search.gdas import held_logits, linear_tau
@@ -104,11 +103,8 @@ class PRDARTS(SearchStrategy):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        if cfg.order != "first":
-            raise NasforgeError(f"prdarts is first-order only; got search.order={cfg.order}")
-        shape = (self.num_edges, len(self.primitives))
-        self.alphas = nn.ParameterDict(
-            {c: nn.Parameter(cfg.arch_init_std * torch.randn(shape)) for c in CELL_TYPES})
+        self.require_first_order(cfg, "prdarts")
+        self.alphas = self.random_alphas(cfg.arch_init_std)
         self.k = min(cfg.keep_ops, len(self.primitives))
         self.tau = float(cfg.tau_max)
         names = list(self.primitives)

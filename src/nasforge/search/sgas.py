@@ -81,8 +81,7 @@ class SGAS(DARTS):
     sparse = True
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
-        if cfg.order != "first":
-            raise NasforgeError(f"sgas is first-order only; got search.order={cfg.order}")
+        self.require_first_order(cfg, "sgas")
         super().__init__(network, cfg)
         if not any(p != "none" for p in self.primitives):
             raise NasforgeError("sgas needs an op other than 'none'")
