@@ -61,3 +61,34 @@ def search_runs(tmp_path_factory):
         out[algo] = root / algo
     torch.set_num_threads(threads)
     return out
+
+
+@pytest.fixture
+def small_proxy(tmp_path) -> Path:
+    """64 digits: 32 per half, one step of batch 32 per epoch, so whole searches stay quick."""
+    path = tmp_path / "proxy64.txt"
+    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
+    return path
+
+
+def assert_resume_matches(tmp_path: Path, sets: list[str], epochs: int = 2) -> None:
+    """A search stopped after one epoch and resumed ends exactly like an uninterrupted one:
+    same final strengths, genotype and per-epoch log (wall-clock column aside)."""
+    from nasforge.config import load_config, save_config
+    from nasforge.runtime import load_run_config
+    from nasforge.search.loop import resume_search, run_search
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    run_search(load_config(None, [*sets, f"search.epochs={epochs}"]), full)
+    run_search(load_config(None, [*sets, "search.epochs=1"]), part)
+    cfg = load_run_config(part)
+    cfg.search.epochs = epochs
+    save_config(cfg, part / "config.yaml")
+    resume_search(part)
+    for name in ("strengths.json", "genotype.txt"):
+        assert (part / name).read_text() == (full / name).read_text()
+
+    def rows(run: Path) -> list[str]:
+        return [r.rsplit(",", 1)[0] for r in (run / "search_log.csv").read_text().splitlines()]
+
+    assert rows(part) == rows(full)

@@ -35,13 +35,6 @@ def _setup(seed: int = 0, primitives=None, **cfg):
     return net, strategy, (x, y), (xa, y), ctx
 
 
-@pytest.fixture
-def small_proxy(tmp_path):
-    """64 digits: 32 per half, one step of batch 32 per epoch, so whole runs stay quick."""
-    path = tmp_path / "proxy64.txt"
-    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    return path
-
 
 def _cfg(proxy, *extra):
     return load_config(None, [*TINY_SEARCH, f"data.proxy={proxy}", "search.algo=btnas", *extra])

@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_SEARCH
-from nasforge.config import SearchConfig, load_config, save_config
+from conftest import TINY_SEARCH, assert_resume_matches
+from nasforge.config import SearchConfig, load_config
 from nasforge.derive import derive
-from nasforge.runtime import autocast, load_run_config
+from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import StepContext
 from nasforge.search.enas import ENAS
-from nasforge.search.loop import resume_search, run_search
+from nasforge.search.loop import run_search
 from nasforge.spaces.darts.genotype import PRIMITIVES, parse_genotype, validate_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -166,12 +166,6 @@ def test_strengths_derive_the_greedy_architecture():
                        strategy.arch_weights(greedy)["normal"])
 
 
-@pytest.fixture
-def small_proxy(tmp_path):
-    path = tmp_path / "proxy64.txt"
-    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    return path
-
 
 def test_one_epoch_on_digits(proxy_file, tmp_path, one_thread):
     cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy_file}", "search.epochs=1",
@@ -182,17 +176,8 @@ def test_one_epoch_on_digits(proxy_file, tmp_path, one_thread):
 
 
 def test_resume_reproduces_the_full_run(tmp_path, small_proxy, one_thread):
-    sets = [*TINY_SEARCH, f"data.proxy={small_proxy}", "search.algo=enas"]
-    full = tmp_path / "full"
-    run_search(load_config(None, [*sets, "search.epochs=2"]), full)
-    part = tmp_path / "part"
-    run_search(load_config(None, [*sets, "search.epochs=1"]), part)
-    cfg = load_run_config(part)
-    cfg.search.epochs = 2
-    save_config(cfg, part / "config.yaml")
-    resume_search(part)
-    for name in ("strengths.json", "genotype.txt"):
-        assert (part / name).read_text() == (full / name).read_text()
+    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
+                                     "search.algo=enas"])
 
 
 @pytest.mark.parametrize("name", ["enas-cifar10", "enas-digits"])

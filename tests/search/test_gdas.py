@@ -5,15 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SEARCH
+from conftest import TINY_SEARCH, assert_resume_matches
 from nasforge import search as search_module
-from nasforge.config import SearchConfig, load_config, save_config
+from nasforge.config import SearchConfig, load_config
 from nasforge.errors import NasforgeError
-from nasforge.runtime import autocast, load_run_config
+from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import CELL_TYPES, StepContext
 from nasforge.search.gdas import GDAS, gumbel_hard, linear_tau
-from nasforge.search.loop import read_strengths, resume_search, run_search
+from nasforge.search.loop import read_strengths, run_search
 from nasforge.spaces.darts.genotype import parse_genotype, validate_genotype
 from nasforge.spaces.darts.search_network import MixedOp, SearchNetwork
 from nasforge.spaces.darts.spaces import SPACES
@@ -44,13 +44,6 @@ def _count_op_calls(net: SearchNetwork):
                     lambda *_, key=(c, e), k=k: calls[key].append(k)))
     return calls, handles
 
-
-@pytest.fixture
-def small_proxy(tmp_path):
-    """64 digits: 32 per half, one step of batch 32 per epoch."""
-    path = tmp_path / "proxy64.txt"
-    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    return path
 
 
 def test_registered_and_sparse():
@@ -210,24 +203,8 @@ def test_one_epoch_on_digits_yields_a_valid_genotype(tmp_path, proxy_file, one_t
 
 
 def test_resumed_search_equals_the_uninterrupted_one(tmp_path, small_proxy, one_thread):
-    def cfg(epochs):
-        return load_config(None, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                  f"search.epochs={epochs}", "search.algo=gdas"])
-
-    run_search(cfg(2), tmp_path / "full")
-    part = tmp_path / "part"
-    run_search(cfg(1), part)
-    saved = load_run_config(part)
-    saved.search.epochs = 2
-    save_config(saved, part / "config.yaml")
-    resume_search(part)
-    for name in ("strengths.json", "genotype.txt"):
-        assert (part / name).read_text() == (tmp_path / "full" / name).read_text()
-
-    def rows(run):  # drop the wall-clock column
-        return [r.rsplit(",", 1)[0] for r in (run / "search_log.csv").read_text().splitlines()]
-
-    assert rows(part) == rows(tmp_path / "full")
+    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
+                                     "search.algo=gdas"])
 
 
 @pytest.mark.parametrize("name", ["gdas-cifar10", "gdas-digits"])

@@ -4,13 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SEARCH
-from nasforge.config import SearchConfig, load_config, save_config
+from conftest import TINY_SEARCH, assert_resume_matches
+from nasforge.config import SearchConfig, load_config
 from nasforge.errors import NasforgeError
-from nasforge.runtime import autocast, load_run_config
+from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import CELL_TYPES, StepContext
-from nasforge.search.loop import read_strengths, resume_search, run_search
+from nasforge.search.loop import read_strengths, run_search
 from nasforge.search.prdarts import PRDARTS, hard_concrete_gates
 from nasforge.spaces.darts.genotype import parse_genotype, validate_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -29,13 +29,6 @@ def _setup(seed: int = 0, primitives=None, **cfg):
     ctx = StepContext(w_optimizer=w_opt, w_lr=0.1, autocast=lambda: autocast(x.device, None))
     return net, strategy, (x, y), (xa, y), ctx
 
-
-@pytest.fixture
-def small_proxy(tmp_path):
-    """64 digits: 32 per half, one step of batch 32 per epoch."""
-    path = tmp_path / "proxy64.txt"
-    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    return path
 
 
 def test_registered_and_sparse():
@@ -236,25 +229,8 @@ def test_one_epoch_on_digits_yields_a_valid_genotype(tmp_path, proxy_file, one_t
 
 
 def test_resumed_search_equals_the_uninterrupted_one(tmp_path, small_proxy, one_thread):
-    def cfg(epochs):
-        return load_config(None, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                  f"search.epochs={epochs}", "search.algo=prdarts",
-                                  "search.tau_max=1.0"])
-
-    run_search(cfg(2), tmp_path / "full")
-    part = tmp_path / "part"
-    run_search(cfg(1), part)
-    saved = load_run_config(part)
-    saved.search.epochs = 2
-    save_config(saved, part / "config.yaml")
-    resume_search(part)
-    for name in ("strengths.json", "genotype.txt"):
-        assert (part / name).read_text() == (tmp_path / "full" / name).read_text()
-
-    def rows(run):  # drop the wall-clock column
-        return [r.rsplit(",", 1)[0] for r in (run / "search_log.csv").read_text().splitlines()]
-
-    assert rows(part) == rows(tmp_path / "full")
+    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
+                                     "search.algo=prdarts", "search.tau_max=1.0"])
 
 
 @pytest.mark.parametrize("name", ["prdarts-cifar10", "prdarts-digits"])

@@ -170,12 +170,6 @@ def test_second_order_is_rejected():
         _setup(order="second")
 
 
-@pytest.fixture
-def small_proxy(tmp_path):
-    path = tmp_path / "proxy64.txt"
-    path.write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    return path
-
 
 def test_one_epoch_on_digits(proxy_file, tmp_path, one_thread):
     cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy_file}", "search.epochs=1",

@@ -546,9 +546,8 @@ class NasBench101Table:
         path = Path(path)
         if not path.is_file():
             raise NasforgeError(
-                f"NAS-Bench-101 table not found: {path}; build it once with "
-                f"nasforge.benchmarks.nasbench101.convert(TFRECORD, {str(path)!r}) from the "
-                f"official file ({DOWNLOAD_URL})")
+                f"NAS-Bench-101 table not found: {path}; build it once with `nasforge bench "
+                f"nb101-convert TFRECORD --out {path}` from the official file ({DOWNLOAD_URL})")
         needed = ("format", "hashes", "num_vertices", "adjacency", "ops", "parameters",
                   "epochs", *METRICS)
         try:

@@ -124,12 +124,7 @@ class BtNAS(SearchStrategy):
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
         """One first-order step on ρ_α, ρ_β with a single pathwise sample of θ."""
-        optimizer.zero_grad(set_to_none=True)
-        loss = self.arch_loss(network, batch_a, self.sample(), ctx)
-        params = self.arch_parameters()
-        for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
-            p.grad = g
-        optimizer.step()
+        self.descend(self.arch_loss(network, batch_a, self.sample(), ctx), optimizer)
 
     def get_extra_state(self) -> dict[str, int]:
         return {"seed": self.seed, "draws": self.draws}

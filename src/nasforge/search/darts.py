@@ -27,18 +27,15 @@ class DARTS(SearchStrategy):
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
-        optimizer.zero_grad(set_to_none=True)
         if self.cfg.order == "second":
+            optimizer.zero_grad(set_to_none=True)
             self._unrolled_grads(network, batch_w, batch_a, ctx)
-        else:
-            x, y = batch_a
-            with ctx.autocast():
-                loss = F.cross_entropy(network(x, self.op_weights()), y)
-            alphas = list(self.alphas.values())
-            grads = torch.autograd.grad(loss, alphas)
-            for a, g in zip(alphas, grads, strict=True):
-                a.grad = g
-        optimizer.step()
+            optimizer.step()
+            return
+        x, y = batch_a
+        with ctx.autocast():
+            loss = F.cross_entropy(network(x, self.op_weights()), y)
+        self.descend(loss, optimizer, list(self.alphas.values()))
 
     def _unrolled_grads(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                         ctx: StepContext) -> None:

@@ -45,12 +45,7 @@ class FairDARTS(SearchStrategy):
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
-        optimizer.zero_grad(set_to_none=True)
         x, y = batch_a
         with ctx.autocast():
             logits = network(x, self.op_weights())
-        loss = self.arch_loss(logits, y)
-        alphas = list(self.alphas.values())
-        for a, g in zip(alphas, torch.autograd.grad(loss, alphas), strict=True):
-            a.grad = g
-        optimizer.step()
+        self.descend(self.arch_loss(logits, y), optimizer)

@@ -127,16 +127,11 @@ class GDAS(SearchStrategy):
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
         """First-order: ∇α of the architecture batch's cross-entropy under a fresh sample."""
-        optimizer.zero_grad(set_to_none=True)
         x, y = batch_a
         weights = self.op_weights()
         with ctx.autocast():
             logits = network(x, weights)
-        loss = F.cross_entropy(logits.float(), y)
-        alphas = list(self.alphas.values())
-        for a, g in zip(alphas, torch.autograd.grad(loss, alphas), strict=True):
-            a.grad = g
-        optimizer.step()
+        self.descend(F.cross_entropy(logits.float(), y), optimizer)
 
     def get_extra_state(self) -> dict[str, float | int]:
         return {"seed": self.seed, "draws": self.draws, "tau": self.tau}

@@ -123,11 +123,7 @@ class PCDARTS(DARTS):
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
-        optimizer.zero_grad(set_to_none=True)
         x, y = batch_a
         with ctx.autocast():
             loss = F.cross_entropy(network(x, self.op_weights()), y)
-        params = self.arch_parameters()
-        for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
-            p.grad = g
-        optimizer.step()
+        self.descend(loss, optimizer)

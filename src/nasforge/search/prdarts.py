@@ -211,12 +211,7 @@ class PRDARTS(SearchStrategy):
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
         """First-order: ∇α (CE + R) on the architecture batch."""
-        optimizer.zero_grad(set_to_none=True)
-        loss = self.arch_loss(network, batch_a, ctx)
-        alphas = list(self.alphas.values())
-        for a, g in zip(alphas, torch.autograd.grad(loss, alphas), strict=True):
-            a.grad = g
-        optimizer.step()
+        self.descend(self.arch_loss(network, batch_a, ctx), optimizer)
 
     def get_extra_state(self) -> dict[str, float | int]:
         return {"seed": self.seed, "draws": self.draws, "tau": self.tau}

@@ -9,6 +9,7 @@ test split. About two minutes on two CPU cores.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,8 +31,6 @@ BASELINE = "cifarnet-fang"
 def run_snn_demo(out: str | Path, *, progress: bool = True,
                  overrides: tuple[str, ...] = ()) -> dict:
     """Run the AutoSNN demo into ``out`` (a fresh directory); returns its summary."""
-    import json
-
     out = Path(out)
     cfg = load_config(CONFIG, [f"run.progress={str(progress).lower()}", *overrides])
     t0 = time.perf_counter()

@@ -72,11 +72,9 @@ def search_config(supernet_dir: str | Path, overrides: list[str] | tuple[str, ..
     """
     sections = config_to_dict(load_run_config(supernet_dir))
     if config is not None:
-        extra = load_config(config)
         raw = _read_yaml(resolve_config_path(config))
         for name in ("snn", "run"):
-            for key in raw.get(name, {}) or {}:
-                sections[name][key] = config_to_dict(extra)[name][key]
+            sections[name].update(raw.get(name) or {})  # validated by load_config below
     return load_config(None, overrides, **sections)
 
 

@@ -97,11 +97,10 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
                          upscale=cfg.data.upscale)
     spec = network_spec(cfg, data)
-    model = build_network(spec).to(device)  # fails on a bad arch before the run dir exists
+    seed_everything(cfg.run.seed)
+    model = build_network(spec).to(device)  # a bad arch fails before the run dir exists
     if not resume:
         prepare_run_dir(out, cfg, force=force)
-    seed_everything(cfg.run.seed)
-    model = build_network(spec).to(device)  # same initial weights for the same seed
     augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
     train_batches = snn_batches(data, data.train, s.batch_size, device=device,
                                 seed=cfg.run.seed, augment=augment)

@@ -53,8 +53,11 @@ class MixedOp(nn.Module):
         self._slot = {k: i for i, k in enumerate(self.allowed)}
 
     def forward(self, x: Tensor, weights: Tensor, active: Sequence[int] | None = None
-                ) -> Tensor:
-        """Σ_k w_k · op_k(x) over the held ops; with ``active``, only those run."""
+                ) -> Tensor | None:
+        """Σ_k w_k · op_k(x) over the held ops; with ``active``, only those run.
+
+        None when no held op is active (the cell then skips the edge).
+        """
         out = None
         ws = weights.unbind(0)
         for k in self.allowed if active is None else active:
@@ -62,8 +65,6 @@ class MixedOp(nn.Module):
                 continue  # an op this edge does not hold
             term = ws[k] * self.ops[self._slot[k]](x)
             out = term if out is None else out + term
-        if out is None:  # no held op is active
-            out = (weights.sum() * 0) * self.ops[0](x)
         return out
 
 
@@ -111,7 +112,7 @@ class SearchCell(nn.Module):
             if active is None:
                 term = self.ops[e](states[i], weights[e])
             elif active[e]:
-                term = self.ops[e](states[i], weights[e], active[e])
+                term = self.ops[e](states[i], weights[e], active[e])  # None: none held
             else:
                 term = None  # every op of this edge has weight 0: nothing to compute
             if term is not None:
