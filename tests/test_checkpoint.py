@@ -36,15 +36,59 @@ def test_failed_write_keeps_old_file(tmp_path, monkeypatch):
     assert load_checkpoint(path)["epoch"] == 1
 
 
-def test_previous_checkpoint_kept_and_used_when_latest_corrupt(tmp_path):
+def test_previous_checkpoint_kept_and_used_when_latest_corrupt(tmp_path, capsys):
     path = tmp_path / "ck.pt"
     save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
     save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
     assert load_checkpoint(path)["epoch"] == 2
     path.write_bytes(path.read_bytes()[:20])  # truncated
-    with pytest.warns(UserWarning, match="corrupt"):
-        assert load_checkpoint(path)["epoch"] == 1
+    assert load_checkpoint(path)["epoch"] == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nasforge: warning: checkpoint ")
+    assert "corrupt or truncated" in lines[0] and "ck.pt.prev (epoch 1)" in lines[0]
     assert has_checkpoint(path)
+    # the bad file is kept aside and the good one restored: no second warning
+    assert (tmp_path / "ck.pt.corrupt").exists()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert capsys.readouterr().err == ""
+    save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert load_checkpoint(path.with_name("ck.pt.prev"))["epoch"] == 1
+
+
+def test_a_flipped_byte_inside_a_tensor_is_detected(tmp_path, capsys):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(4096)}, path)
+    save_checkpoint({"epoch": 2, "w": torch.zeros(4096)}, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # in the tensor data: torch.load alone would not notice
+    path.write_bytes(bytes(data))
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["w"], torch.ones(4096))
+    assert "CRC-32 mismatch" in capsys.readouterr().err
+
+
+def test_previous_copy_never_leaves_the_latest_missing(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"epoch": 1}, path)
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append(path.exists())
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert all(seen) and load_checkpoint(path)["epoch"] == 2
+    assert load_checkpoint(path.with_name("ck.pt.prev"))["epoch"] == 1
+
+
+def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
+    path = tmp_path / "ck.pt"
+    (tmp_path / ".ck.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    save_checkpoint({"epoch": 1}, path)
+    assert sorted(os.listdir(tmp_path)) == ["ck.pt"]
 
 
 def test_missing_and_unrecoverable(tmp_path):

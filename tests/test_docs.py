@@ -35,7 +35,8 @@ COMMANDS = documented_commands()
 def test_the_docs_have_examples_for_every_command():
     used = {shlex.split(line)[1] for _, line in COMMANDS}
     assert {"search", "derive", "train", "evaluate", "describe", "entropy", "select", "plot",
-            "bench", "study", "quality", "data", "config", "demo"} <= used
+            "bench", "study", "quality", "data", "config", "demo", "sweep", "report", "runs",
+            "snn"} <= used
 
 
 @pytest.mark.parametrize("doc, line", COMMANDS)

@@ -1,15 +1,27 @@
 """Atomic files: a run killed at any moment leaves either the old file or the new one.
 
 Every write goes to a temporary file in the same directory, is fsynced, then renamed over
-the target. Checkpoints keep the previous good copy as ``NAME.prev`` so a checkpoint that
-is found corrupt (disk trouble, a foreign file) can fall back to it.
+the target, and the directory is fsynced after the rename. Checkpoints keep the previous
+good copy as ``NAME.prev`` (a hard link made before the rename, so ``NAME`` never goes
+missing). A checkpoint that is found corrupt or truncated (torch.load fails, or a CRC-32 of
+its zip members does not match) is reported as one warning line on stderr, set aside as
+``NAME.corrupt``, and the ``.prev`` copy is used instead (docs/resume.md).
+
+Test hook: ``NASFORGE_TEST_KILL_AT=POINT:N`` makes the process SIGKILL itself the N-th time
+it reaches POINT (:func:`kill_point`); ``checkpoint-write`` kills it halfway through writing
+the temporary file of a checkpoint. Only the kill tests set it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import signal
+import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,6 +29,70 @@ from typing import Any, BinaryIO
 import torch
 
 from nasforge.errors import NasforgeError
+
+KILL_ENV = "NASFORGE_TEST_KILL_AT"
+_reached: dict[str, int] = {}
+
+
+def _kill_due(point: str) -> bool:
+    """Test hook: True the N-th time ``point`` is reached when $NASFORGE_TEST_KILL_AT is
+    ``POINT:N`` (N defaults to 1)."""
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return False
+    name, _, count = spec.partition(":")
+    if name != point:
+        return False
+    _reached[point] = _reached.get(point, 0) + 1
+    return _reached[point] == int(count or 1)
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def kill_point(point: str) -> None:
+    """Test hook for the kill tests: SIGKILL this process here when $NASFORGE_TEST_KILL_AT
+    names ``point`` (see the module docstring); a no-op otherwise."""
+    if _kill_due(point):
+        _die()
+
+
+def _write_half_and_die(fh: BinaryIO, write: Callable[[BinaryIO], None]) -> None:
+    """Test hook: write half of what ``write`` produces to ``fh``, fsync it, SIGKILL."""
+    buf = io.BytesIO()
+    write(buf)
+    data = buf.getvalue()
+    fh.write(data[: len(data) // 2])
+    fh.flush()
+    os.fsync(fh.fileno())
+    _die()
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``PATH.prev`` the current ``PATH`` without a moment where ``PATH`` is missing."""
+    prev = path.with_name(path.name + ".prev")
+    link = path.with_name(f".{path.name}.{os.getpid()}.link.tmp")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, prev)
+    except OSError:  # no hard links here: PATH is missing until the new file is renamed
+        link.unlink(missing_ok=True)
+        os.replace(path, prev)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a directory
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
@@ -26,20 +102,18 @@ def _atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if keep_previous and _kill_due("checkpoint-write"):
+                _write_half_and_die(fh, write)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         if keep_previous and path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
+            _keep_previous(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)
     return path
 
 
@@ -56,16 +130,36 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write ``state`` atomically, keeping the previous checkpoint as ``PATH.prev``."""
+    """Write ``state`` atomically, keeping the previous checkpoint as ``PATH.prev``.
+
+    Temporary files left by an earlier writer of ``PATH`` that was killed are removed first.
+    """
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     return _atomic_write(path, lambda fh: torch.save(state, fh), keep_previous=True)
 
 
-def _try_load(path: Path) -> dict | None:
+def _try_load(path: Path) -> tuple[dict | None, str]:
+    """``(state, "")``, or ``(None, why)`` when ``path`` is truncated, corrupt or foreign.
+
+    torch.load does not verify the CRC-32 of the zip members it reads, so a flipped byte in a
+    tensor would load silently; ``testzip`` checks every member first.
+    """
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                return None, f"CRC-32 mismatch in {bad}"
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:
-        return None
-    return state if isinstance(state, dict) else None
+    except Exception as exc:  # damaged files raise many types
+        detail = (str(exc).strip().splitlines() or [""])[0][:120]
+        return None, f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if not isinstance(state, dict):
+        return None, f"holds a {type(state).__name__}, not a checkpoint"
+    return state, ""
 
 
 def has_checkpoint(path: str | Path) -> bool:
@@ -75,18 +169,39 @@ def has_checkpoint(path: str | Path) -> bool:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint, falling back to ``PATH.prev`` when the latest is unreadable."""
+    """Load a checkpoint, falling back to ``PATH.prev`` when the latest is unreadable.
+
+    The fallback is reported as one warning line on stderr; the unreadable file is set aside
+    as ``PATH.corrupt`` and replaced by a copy of ``PATH.prev``, so the next save keeps the
+    good copy as ``.prev`` and later loads need no fallback.
+    """
     path = Path(path)
     prev = path.with_name(path.name + ".prev")
     if not path.exists() and not prev.exists():
         raise NasforgeError(f"no checkpoint at {path}")
-    state = _try_load(path) if path.exists() else None
-    if state is not None:
-        return state
-    state = _try_load(prev) if prev.exists() else None
+    reason = "missing"
+    if path.exists():
+        state, reason = _try_load(path)
+        if state is not None:
+            return state
+    state, prev_reason = _try_load(prev) if prev.exists() else (None, "missing")
     if state is None:
-        raise NasforgeError(f"checkpoint {path} is corrupt and no readable {prev.name} exists")
-    import warnings
-
-    warnings.warn(f"checkpoint {path} is corrupt; resuming from {prev.name}", stacklevel=2)
+        raise NasforgeError(f"checkpoint {path} is corrupt or truncated ({reason}) and no "
+                            f"readable {prev.name} exists ({prev_reason})")
+    aside = ""
+    try:
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+            aside = f", set aside as {path.name}.corrupt"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.restore.tmp")
+        shutil.copyfile(prev, tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError:  # a read-only run directory: load from .prev every time
+        pass
+    what = "missing" if reason == "missing" else f"corrupt or truncated ({reason})"
+    epoch = state.get("epoch")
+    at = f" (epoch {epoch})" if isinstance(epoch, int) else ""
+    print(f"nasforge: warning: checkpoint {path} is {what}{aside}; using the previous good "
+          f"one, {prev.name}{at}", file=sys.stderr, flush=True)
     return state

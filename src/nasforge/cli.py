@@ -7,8 +7,13 @@ stderr with exit code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import functools
 import json
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,6 +90,24 @@ def _config_from_args(args: argparse.Namespace, **extra_sets: object):
     return load_config(args.config, [*sets, *args.overrides])
 
 
+def _resume_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` and the shortcut options of a ``--resume``: checked against the saved config
+    by :func:`nasforge.runtime.resume_config` (only learning rates and run options may
+    change)."""
+    sets: list[str] = []
+    if getattr(args, "dataset", None):
+        sets.append(f"data.dataset={args.dataset}")
+    if getattr(args, "data_root", None):
+        sets.append(f"data.root={json.dumps(args.data_root)}")
+    if getattr(args, "seed", None) is not None:
+        sets.append(f"run.seed={args.seed}")
+    if getattr(args, "device", None):
+        sets.append(f"run.device={args.device}")
+    if getattr(args, "no_progress", False):
+        sets.append("run.progress=false")
+    return [*sets, *args.overrides]
+
+
 def _print_json_or_lines(obj: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(obj, indent=2))
@@ -97,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from nasforge.search.loop import resume_search, run_search
 
     if args.resume:
-        results = resume_search(args.resume)
+        results = resume_search(args.resume, _resume_overrides(args))
     else:
         if not args.out:
             raise NasforgeError("search: --out RUN_DIR is required (or --resume RUN_DIR)")
@@ -125,11 +148,15 @@ def _number(text: str | None, option: str) -> float | None:
 
 
 def cmd_entropy(args: argparse.Namespace) -> None:
-    from nasforge.proxy.scoring import score_entropy
+    from nasforge.proxy.scoring import resume_entropy, run_dir_for, score_entropy
 
-    cfg = _config_from_args(args, **{"entropy.model": args.model})
-    results = score_entropy(cfg, Path(args.out), checkpoint=args.checkpoint, force=args.force,
-                            resume=args.resume)
+    if args.resume and args.checkpoint is None and \
+            (run_dir_for(args.out) / "config.yaml").is_file():  # the saved config, not flags
+        results = resume_entropy(Path(args.out), _resume_overrides(args))
+    else:
+        cfg = _config_from_args(args, **{"entropy.model": args.model})
+        results = score_entropy(cfg, Path(args.out), checkpoint=args.checkpoint,
+                                force=args.force, resume=args.resume)
     print(f"wrote {results['examples']} entropies to {args.out} "
           f"(auxiliary {results['model']}: test accuracy {results['test_acc']:.2f}%)")
 
@@ -220,9 +247,9 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
 def _nb101_matrix(text: str) -> list[list[int]]:
     """``"0110;0001;0001;0000"`` → rows of 0/1 (one string per row, ``;`` between rows)."""
     rows = [r.strip() for r in text.split(";") if r.strip()]
-    if not rows or any(set(r) - {"0", "1"} for r in rows):
-        raise NasforgeError(f"--matrix {text!r} must be rows of 0/1 separated by ';', "
-                            "e.g. 011;001;000")
+    if not rows or any(set(r) - {"0", "1"} or len(r) != len(rows) for r in rows):
+        raise NasforgeError(f"--matrix {text!r} must be N rows of N digits 0/1 separated by "
+                            "';', e.g. 011;001;000")
     return [[int(c) for c in r] for r in rows]
 
 
@@ -236,11 +263,38 @@ def cmd_bench_nb101_convert(args: argparse.Namespace) -> None:
           f"{info['epochs']}) -> {args.out}")
 
 
+def cmd_bench_step(args: argparse.Namespace) -> None:
+    from nasforge.benchmarks.step import time_search_step
+
+    r = time_search_step(args.algo, args.channels, args.layers, args.batch, args.resolution,
+                         args.steps, args.threads, args.device, args.nodes, amp=args.amp,
+                         channels_last=not args.no_channels_last, compile=args.compile or False,
+                         warmup=args.warmup)
+    if args.json:
+        print(json.dumps({"imgs_per_s": r["imgs_per_s"], "step_s": r["step_s"]}))
+        return
+    layout = "channels_last" if r["channels_last"] else "NCHW"
+    compiled = f", compiled ({r['compile']})" if r["compile"] else ""
+    print(f"{r['algo']} search step on {r['device']} ({r['amp']}, {layout}{compiled}, "
+          f"{r['threads']} thread{'s' * (r['threads'] != 1)}): {r['step_s']:.4f} s/step, "
+          f"{r['imgs_per_s']:.1f} images/s "
+          f"(batch {r['batch']}, mean of {r['steps']} steps after {args.warmup} warm-up)")
+
+
 def cmd_bench_nb101_query(args: argparse.Namespace) -> None:
     from nasforge.benchmarks.nasbench101 import NasBench101Table
 
-    table = NasBench101Table.load(args.table)
-    info = table.query(_nb101_matrix(args.matrix), args.ops.split(","), epochs=args.epochs)
+    if args.arch:
+        from nasforge.spaces.nb101.space import read_arch
+
+        space, arch = read_arch(args.arch)
+        matrix, ops = space.to_spec(arch)
+    elif args.matrix and args.ops:
+        matrix, ops = _nb101_matrix(args.matrix), args.ops.split(",")
+    else:
+        raise NasforgeError("give a cell as --matrix ROWS --ops OPS, or --arch with a "
+                            "NAS-Bench-1shot1 architecture, file or search run directory")
+    info = NasBench101Table.load(args.table).query(matrix, ops, epochs=args.epochs)
     if args.json:
         print(json.dumps(info))
         return
@@ -310,7 +364,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from nasforge.train import resume_train, run_train
 
     if args.resume:
-        results = resume_train(args.resume)
+        results = resume_train(args.resume, _resume_overrides(args))
     else:
         if not args.out or not args.genotype:
             raise NasforgeError("train: --genotype G and --out RUN_DIR are required "
@@ -362,7 +416,7 @@ def cmd_snn_supernet(args: argparse.Namespace) -> None:
     from nasforge.snn.supernet import resume_supernet, run_supernet
 
     if args.resume:
-        results = resume_supernet(args.resume)
+        results = resume_supernet(args.resume, _resume_overrides(args))
     else:
         if not args.out:
             raise NasforgeError("snn supernet: --out RUN_DIR is required (or --resume RUN_DIR)")
@@ -394,7 +448,7 @@ def cmd_snn_train(args: argparse.Namespace) -> None:
     from nasforge.snn.train import resume_snn_train, run_snn_train
 
     if args.resume:
-        results = resume_snn_train(args.resume)
+        results = resume_snn_train(args.resume, _resume_overrides(args))
     else:
         if not args.out:
             raise NasforgeError("snn train: --out RUN_DIR is required (or --resume RUN_DIR)")
@@ -553,6 +607,126 @@ def cmd_demo(args: argparse.Namespace) -> None:
               f"{row['spikes']:,.0f} spikes per image, {row['params_m'] * 1e3:.1f}K params")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from nasforge.analysis.report import build_report
+
+    for path in build_report(args.run_dir, args.out):
+        print(path)
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from nasforge.runs import format_runs, list_runs
+
+    if args.depth < 0 or args.active < 0:
+        raise NasforgeError("runs: --depth and --active must be >= 0")
+    if not Path(args.dir).is_dir():
+        raise NasforgeError(f"runs: {args.dir} is not a directory")
+    runs = list_runs(args.dir, max_depth=args.depth, active=60 * args.active)
+    if args.json:
+        print(json.dumps([r.to_json() for r in runs], indent=2))
+    elif runs:
+        print(format_runs(runs))
+    else:
+        print(f"no runs under {args.dir}")
+
+
+SWEEP_HELP = """\
+Run COMMAND (search, train, quality, snn supernet|search|train|quality) once per grid
+point x seed, as Ray tasks: locally on every core, or on a cluster with --address.
+Each trial runs in OUT/<trial>/<command>/ with --set KEY=VALUE for its grid values and
+run.seed; `--then COMMAND ...` adds a step that runs after it in the same trial, where
+{prev} names the previous step's run directory. Re-running skips finished trials.
+OUT/results.csv has one row per trial; OUT/sweep.png plots the metric.
+
+examples:
+  nasforge sweep search --algo darts --dataset digits --grid search.epochs=1,2 \\
+      --seeds 2 --out runs/sweep
+  nasforge sweep search --config darts-digits --grid config=darts-digits,btnas-digits \\
+      --then train --genotype {prev} --seeds 2 --out runs/sweep2
+  nasforge sweep --sweep-config t4.3-btnas-lambda --gpus-per-trial 0.5 --out runs/t43
+"""
+
+
+SWEEP_PARSER = dict(description=SWEEP_HELP, allow_abbrev=False,
+                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                    usage="nasforge sweep COMMAND [its options] [--then COMMAND ...] "
+                          "[--grid KEY=V1,V2 ...] [--seeds N] --out DIR [options]")
+
+
+def _add_sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="config key (search.epochs) or COMMAND option (config) and its values; "
+                        "repeat for a product grid")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="seeds per grid point: run.seed = 0..N-1 (1)")
+    p.add_argument("--out", metavar="DIR", help="sweep directory (re-run to resume)")
+    p.add_argument("--sweep-config", metavar="NAME",
+                   help="YAML sweep config or shipped name (--list); COMMAND options after it "
+                        "are added to each of its steps")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                   help="a {NAME} the sweep config leaves open, e.g. supernet=runs/sn")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--gpus-per-trial", type=float, metavar="F",
+                   help="GPU share per trial, e.g. 0.5 (0)")
+    p.add_argument("--cpus-per-trial", type=float, metavar="F", help="CPUs per trial (1)")
+    p.add_argument("--metric", help="metric to plot (default: test_acc, then val_acc, ...)")
+    p.add_argument("--dry-run", action="store_true", help="list the trials and their commands")
+    p.add_argument("--list", action="store_true", help="list the shipped sweep configs")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+class _PassThroughParser(_Parser):
+    """Keeps every argument, unparsed, in ``command`` (``sweep`` splits them itself); only
+    ``-h``/``--help`` are handled here."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        args = list(sys.argv[1:] if args is None else args)
+        if "-h" in args or "--help" in args:
+            return super().parse_known_args(args, namespace)
+        namespace = argparse.Namespace() if namespace is None else namespace
+        for action in self._actions:
+            if action.dest != argparse.SUPPRESS and not hasattr(namespace, action.dest):
+                setattr(namespace, action.dest, action.default)
+        for key, value in self._defaults.items():
+            setattr(namespace, key, value)
+        namespace.command = args
+        return namespace, []
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from nasforge import sweep
+
+    # Sweep options may come before or after COMMAND; what is left is COMMAND and its options.
+    split = _Parser(prog="nasforge sweep", **SWEEP_PARSER)
+    _add_sweep_args(split)
+    args, command = split.parse_known_args(args.command)
+    if args.list:
+        for name in sweep.sweep_config_names():
+            text = sweep.resolve_sweep_config(name).read_text()
+            print(f"{name:24s} {text.splitlines()[0].lstrip('# ') if text else ''}")
+        return
+    spec = sweep.make_spec([a for a in command if a != "--debug"], grid=args.grid,
+                           seeds=args.seeds, sweep_config=args.sweep_config,
+                           variables=args.var, gpus_per_trial=args.gpus_per_trial,
+                           cpus_per_trial=args.cpus_per_trial, metric=args.metric)
+    if not args.out:
+        raise NasforgeError("sweep: --out DIR is required")
+    if args.dry_run:
+        trials = sweep.plan(spec, args.out)
+        sweep.validate(spec, trials)
+        print(sweep.describe_plan(spec, trials, args.out))
+        return
+    result = sweep.run_sweep(spec, args.out, address=args.address,
+                             progress=not args.no_progress)
+    print(f"sweep: {result['trials_total']} trials: {result['ran']} run, {result['skipped']} "
+          f"skipped (finished before), {result['failed']} failed -> {args.out}/results.csv")
+    for row in result["trials"]:
+        if row["status"] != "done":
+            print(f"  failed {row['trial']}: {row['error']}")
+    if result["plot"]:
+        print(f"{result['metric']} plotted in {result['plot']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nasforge.derive import DERIVE_RULES
     from nasforge.search import STRATEGIES
@@ -563,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="run an architecture search")
     p.add_argument("--algo", choices=STRATEGIES.names(), help="search algorithm")
-    p.add_argument("--space", help="cell search space: darts, darts-no-none, s1..s4, ...")
+    p.add_argument("--space", help="search space: darts, darts-no-none, s1..s4, 1shot1-ss1..3, ...")
     p.add_argument("--proxy", help="index file of the training subset to search on")
     p.add_argument("--proxy-method", help="select a proxy subset first with this selector")
     p.add_argument("--proxy-size", help="proxy size: a count or a fraction (default 0.1)")
@@ -708,12 +882,34 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_bench_nb101_convert)
     q = bench_sub.add_parser("nb101-query", help="look up a cell in a NAS-Bench-101 table")
     q.add_argument("--table", required=True, help="table written by nb101-convert")
-    q.add_argument("--matrix", required=True, help="adjacency rows, e.g. 0110;0001;0001;0000")
-    q.add_argument("--ops", required=True,
+    q.add_argument("--matrix", help="adjacency rows, e.g. 0110;0001;0001;0000")
+    q.add_argument("--ops",
                    help="comma list: input,conv3x3-bn-relu,conv1x1-bn-relu,maxpool3x3,output")
+    q.add_argument("--arch", help="instead of --matrix/--ops: a NAS-Bench-1shot1 cell "
+                   "('1shot1-ss1 ops=... parents=... output=...'), a file or a search run")
     q.add_argument("--epochs", type=int, default=108)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench_nb101_query)
+    q = bench_sub.add_parser("step", help="time one search step (arch + weight step) on "
+                             "random data")
+    q.add_argument("--algo", default="darts", help="search strategy (default darts)")
+    q.add_argument("--channels", type=int, default=16, help="initial channels C (16)")
+    q.add_argument("--layers", type=int, default=8, help="cells (8)")
+    q.add_argument("--nodes", type=int, default=4, help="intermediate nodes per cell (4)")
+    q.add_argument("--batch", type=int, default=64, help="images per batch (64)")
+    q.add_argument("--resolution", type=int, default=32, help="image side (32)")
+    q.add_argument("--steps", type=int, default=10, help="timed steps (10)")
+    q.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
+    q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.add_argument("--amp", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast dtype on CUDA (auto: bf16 where supported)")
+    q.add_argument("--no-channels-last", action="store_true", help="time the NCHW layout")
+    q.add_argument("--compile", nargs="?", const="default", metavar="MODE",
+                   help="torch.compile the network (optional mode, e.g. reduce-overhead)")
+    q.add_argument("--json", action="store_true",
+                   help='print {"imgs_per_s": ..., "step_s": ...}')
+    q.set_defaults(func=cmd_bench_step)
 
     p = sub.add_parser("study", help="multi-run studies")
     study_sub = p.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
@@ -822,20 +1018,94 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-snn", action="store_true", help="skip the AutoSNN part")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="HTML + markdown report of a run (or a folder of runs)")
+    p.add_argument("run_dir", help="run directory, demo directory or folder of runs")
+    p.add_argument("--out", help="report directory (default: RUN_DIR/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("runs", help="list the runs under a folder with their status")
+    p.add_argument("dir", nargs="?", default="runs", help="folder to scan (default: runs)")
+    p.add_argument("--depth", type=int, default=4, help="folder levels to look down (4)")
+    p.add_argument("--active", type=float, default=10.0, metavar="MINUTES",
+                   help="a run whose files changed this recently counts as running (10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("sweep", help="a command over a grid of config values x seeds, on Ray",
+                       **SWEEP_PARSER)
+    _add_sweep_args(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND ...",
+                   help="the nasforge command to sweep and its options")
+    p.set_defaults(func=cmd_sweep)
+    p.__class__ = _PassThroughParser  # COMMAND's own options must reach cmd_sweep unparsed
     return parser
+
+
+DATA_PARALLEL = ("search", "train", "entropy", "snn supernet")
+"""The commands that run data-parallel under torchrun (docs/distributed.md)."""
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the command; under torchrun only rank 0 prints to stdout."""
+    from nasforge.distributed import launched
+
+    if not launched():
+        args.func(args)
+        return
+    name = f"snn {args.snn_command}" if args.command == "snn" else args.command
+    if name not in DATA_PARALLEL:
+        raise NasforgeError(f"'{name}' does not run under torchrun; data-parallel commands: "
+                            f"{', '.join(DATA_PARALLEL)}")
+    if os.environ.get("RANK", "0") == "0":
+        args.func(args)
+        return
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        args.func(args)
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system refusal: the path, the reason and what would work."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        reason = "a file is in the way where a directory is needed"
+    return (f"cannot use {exc.filename}: {reason}; give a path whose folders can be created "
+            "and written")
+
+
+def _show_warning(default, seen: set[str], message, category, filename, lineno, file=None,
+                  line=None) -> None:
+    """nasforge's own warnings as one line on stderr, like its errors, each text once per
+    command (λ > 0 is flagged by the search and again by each evolution); others by
+    ``default``."""
+    if not Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        default(message, category, filename, lineno, file, line)
+        return
+    text = " ".join(str(message).split())
+    if text not in seen:
+        seen.add(text)
+        print(f"nasforge: warning: {text}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
-        args.func(args)
-    except NasforgeError as exc:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning,
+                                                         set())
+            args = build_parser().parse_args(argv)
+            _run(args)
+    except (NasforgeError, OSError) as exc:  # OSError: an unwritable path, a full disk, ...
         if debug:
             raise
-        message = " ".join(str(exc).split())
-        print(f"nasforge: error: {message}", file=sys.stderr)
+        message = " ".join((_os_error(exc) if isinstance(exc, OSError) else str(exc)).split())
+        rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
+        where = "" if rank == "0" else f" (rank {rank})"
+        print(f"nasforge{where}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nasforge: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ work starts, and the resolved config is saved in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ class SearchConfig:
     entropy_weight: float = _opt(1e-4, lo=0.0, help="ENAS: entropy bonus in the reward")
     baseline_decay: float = _opt(0.99, lo=0.0, hi=1.0, help="ENAS: moving-average baseline decay")
     tanh_constant: float = _opt(1.1, lo=0.0, help="ENAS: logits = c * tanh(logits)")
+    op_tanh_reduce: float = _opt(2.5, lo=0.0, help="ENAS: op logits use c / op_tanh_reduce")
+    controller_temperature: float = _opt(1.0, lo=0.0,
+                                         help="ENAS: logits / temperature before the tanh")
+    nb101_table: str | None = _opt(
+        None, help="NAS-Bench-101 table (bench nb101-convert): score 1shot1 searches per epoch")
 
 
 @dataclass
@@ -231,6 +237,9 @@ class RunConfig:
                     help="mixed precision on CUDA (auto = bf16 where supported)")
     channels_last: bool = _opt(True, help="channels_last memory format on CUDA")
     progress: bool = _opt(True, help="show progress bars")
+    deterministic: bool = _opt(
+        False, help="CUDA: deterministic kernels (use_deterministic_algorithms, cuDNN "
+                    "deterministic, no benchmark, CUBLAS_WORKSPACE_CONFIG); CPU needs none")
 
 
 @dataclass
@@ -278,7 +287,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is float and is_number:
         return float(value)
+    if tp is float and isinstance(value, str) and _EXPONENT_ONLY.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 or 1e30 (no dot) as a string
     raise NasforgeError(f"{key} must be {_type_name(tp)}, got {value!r}")
+
+
+_EXPONENT_ONLY = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _check_range(value: Any, meta: dict, key: str) -> None:

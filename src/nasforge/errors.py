@@ -1,8 +1,9 @@
 """User-facing errors.
 
 A :class:`NasforgeError` is a mistake in what the user asked for (a bad value, a missing
-file). The CLI prints its message as one line and exits with code 2; anything else is a bug
-and keeps its traceback.
+file). The CLI prints its message as one line and exits with code 2, and does the same for
+an ``OSError`` (an unwritable output path, a full disk); anything else is a bug and keeps
+its traceback (docs/errors.md).
 """
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import os
 import random
 import shutil
 from pathlib import Path
@@ -32,10 +33,46 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device).
+
+    ``deterministic`` (``run.deterministic``) also asks CUDA for reproducible kernels:
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` (an op without a
+    deterministic CUDA kernel warns instead of failing), ``cudnn.deterministic = True``,
+    ``cudnn.benchmark = False`` and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless already set.
+    CPU runs are bitwise reproducible without it (docs/resume.md).
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # before cuBLAS starts
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Every global random stream a loop may draw from (dropout, drop-path, noise ops,
+    SDARTS perturbations): torch's CPU stream, the CUDA device's, Python's and NumPy's.
+    Batches and the strategies' samples use private generators fixed by (seed, epoch/draw)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                             "numpy": np.random.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any] | torch.Tensor, device: torch.device) -> None:
+    """Restore :func:`rng_state` (older checkpoints hold only torch's CPU state)."""
+    if isinstance(state, torch.Tensor):
+        torch.set_rng_state(state)
+        return
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
@@ -55,24 +92,87 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def check_finite(loss: torch.Tensor, where: str, checkpoint: Path | None) -> None:
-    """Stop a run on a NaN/inf loss, naming the step and the checkpoint to resume from.
+class LossWatch:
+    """Where the loss first stopped being finite, kept on the device.
 
-    Called once per epoch on the accumulated loss, so it costs one host sync per epoch.
+    ``update`` costs two tiny device ops per step and no host sync; :func:`check_finite`
+    reads it once per epoch, together with the epoch's accumulated loss.
     """
-    value = float(loss)
-    if not math.isfinite(value):
-        last = f"; last good checkpoint: {checkpoint}" if checkpoint and checkpoint.exists() \
-            else ""
-        raise NumericalError(
-            f"loss became {value} at {where}{last}; resume with a lower learning rate, "
-            "e.g. --resume RUN_DIR --set search.w_lr=0.01"
-        )
+
+    def __init__(self, device: torch.device) -> None:
+        self.finite_steps = torch.zeros((), dtype=torch.int64, device=device)
+        self._finite = torch.ones((), dtype=torch.bool, device=device)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self._finite &= torch.isfinite(loss.detach()).all()
+        self.finite_steps += self._finite
+
+
+def lower_lr_hint(command: str, key: str, lr: float) -> str:
+    """``command --set KEY=lr/10``: the way on that a NaN message suggests."""
+    return f"{command} --set {key}={lr / 10:g}"
+
+
+def check_finite(loss: torch.Tensor | float, *, epoch: int, run: str | Path,
+                 checkpoint: Path, resume: str, watch: LossWatch | None = None,
+                 what: str = "loss") -> None:
+    """Stop a run whose epoch loss is NaN/inf with one line naming the epoch, the step (from
+    ``watch``), the last good checkpoint and the ``resume`` command (a lower learning rate).
+
+    Called once per epoch on the accumulated loss before anything of the epoch is written,
+    so the checkpoint stays the last good one; it costs one host sync per epoch.
+    """
+    if math.isfinite(float(loss)):
+        return
+    step = "" if watch is None else f" step {int(watch.finite_steps)}"
+    if checkpoint.exists() and epoch > 0:
+        last = f"last good checkpoint: {checkpoint} (epoch {epoch - 1})"
+    else:
+        last = "no checkpoint yet (the first epoch failed)"
+    raise NumericalError(f"non-finite {what} at epoch {epoch}{step} of {run}; {last}; "
+                         f"resume with a lower learning rate: {resume}")
+
+
+RESUME_OVERRIDES = ("search.w_lr", "search.w_lr_min", "train.lr", "train.lr_min",
+                    "entropy.lr", "snn.lr", "data.root", "run.device", "run.progress",
+                    "run.amp", "run.deterministic")
+"""What ``--resume RUN --set KEY=VALUE`` may change; other keys must keep their saved value."""
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                  *, config_dir: str | Path | None = None) -> Config:
+    """The saved config of ``run_dir`` (its ``config.yaml``, or ``config_dir``'s) with the
+    ``--set`` overrides a resumed run accepts (:data:`RESUME_OVERRIDES`: learning rates and
+    how the run executes). An override that changes anything else is refused; one that
+    repeats the saved value is accepted. Changes are written back to ``config.yaml``."""
+    from nasforge.config import config_to_dict, load_config
+
+    where = Path(config_dir if config_dir is not None else run_dir)
+    cfg = load_run_config(where)
+    if not overrides:
+        return cfg
+    before = config_to_dict(cfg)
+    new = load_config(None, list(overrides), **before)
+    after = config_to_dict(new)
+    changed = [f"{sec}.{key}" for sec, values in after.items()
+               for key, value in values.items() if before[sec][key] != value]
+    refused = [key for key in changed if key not in RESUME_OVERRIDES]
+    if refused:
+        raise NasforgeError(
+            f"--resume continues {run_dir} with its saved config; --set cannot change "
+            f"{', '.join(refused)} there (allowed: {', '.join(RESUME_OVERRIDES)}); start a "
+            "new run to change it")
+    if changed and os.environ.get("RANK", "0") == "0":  # data-parallel: rank 0 writes
+        save_config(new, where / "config.yaml")
+    return new
 
 
 def prepare_run_dir(out: str | Path, cfg: Config, *, force: bool = False) -> Path:
     """Create a fresh run directory holding the resolved config."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NasforgeError(f"run directory {out} is a file; give --out a new or empty "
+                            "directory")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise NasforgeError(
@@ -97,17 +197,28 @@ def load_run_config(run_dir: str | Path) -> Config:
 
 
 class CsvLog:
-    """Append-only CSV of per-epoch metrics; rows past a resumed epoch are dropped."""
+    """Append-only CSV of per-epoch metrics; rows past a resumed epoch are dropped.
 
-    def __init__(self, path: str | Path, *, resume_after: int | None = None) -> None:
+    ``tensorboard=True`` also mirrors every row into TensorBoard event files in
+    ``tb/<log name>/`` next to the CSV (:mod:`nasforge.tb`; skipped without tensorboard).
+    """
+
+    def __init__(self, path: str | Path, *, resume_after: int | None = None,
+                 tensorboard: bool = False) -> None:
         self.path = Path(path)
+        self.tb = None
         if resume_after is not None and self.path.exists():
-            rows = [r for r in self.read() if int(r["epoch"]) <= resume_after]
+            rows = [r for r in self.read() if _row_epoch(r) <= resume_after]
             self.path.unlink()
             for row in rows:
                 self.write(row)
         elif self.path.exists():
             self.path.unlink()
+        if tensorboard:
+            from nasforge.tb import TensorBoardMirror
+
+            self.tb = TensorBoardMirror(self.path.parent / "tb" / self.path.stem,
+                                        resume_after=resume_after)
 
     def write(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
@@ -116,9 +227,21 @@ class CsvLog:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+        if self.tb is not None:
+            self.tb.write(row)
 
     def read(self) -> list[dict[str, str]]:
         return read_csv(self.path)
+
+
+def _row_epoch(row: dict[str, str | None]) -> float:
+    """A row's epoch; infinity (so a resume drops it) for a row cut short by a kill."""
+    if None in row.values() or None in row:
+        return math.inf
+    try:
+        return int(row["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return math.inf
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -21,16 +21,22 @@ from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, load_dataset, make_batches
 from nasforge.describe import count_parameters
+from nasforge.distributed import rank_seed, setup
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
+    LossWatch,
     amp_dtype,
     autocast,
     check_finite,
     load_run_config,
+    lower_lr_hint,
     pick_device,
     prepare_run_dir,
+    resume_config,
+    rng_state,
     seed_everything,
+    set_rng_state,
     write_results,
 )
 from nasforge.search.loop import cosine_lr, evaluate
@@ -64,13 +70,16 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     """Train ``genotype``'s evaluation network; returns the results in ``results.json``."""
     out = Path(out)
     t = cfg.train
-    if not resume:
-        prepare_run_dir(out, cfg, force=force)
-        (out / "genotype.txt").write_text(format_genotype(genotype) + "\n")
-    device = pick_device(cfg.run.device)
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed)
+    # Before the run directory exists, so a missing or corrupt data set leaves nothing behind.
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
+    if not resume:
+        dist.main_only(lambda: (prepare_run_dir(out, cfg, force=force),
+                                (out / "genotype.txt").write_text(format_genotype(genotype)
+                                                                  + "\n")))
+    device = dist.device
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
     channels_last = cfg.run.channels_last and device.type == "cuda"
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
     train_batches = make_batches(data.train, t.batch_size, seed=cfg.run.seed,
@@ -95,14 +104,27 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], device)  # drop-path masks come from the global stream
         start_epoch, elapsed = state["epoch"] + 1, state["elapsed"]
-    log = CsvLog(out / "train_log.csv", resume_after=start_epoch - 1 if resume else None)
 
-    bar = tqdm(total=(t.epochs - start_epoch) * len(train_batches), desc="train",
-               disable=not cfg.run.progress, unit="step")
+    def replicas() -> dict:  # what must be identical on every data-parallel rank
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "start_epoch": start_epoch}
+
+    dist.check_replicas("train", replicas(), "the start")
+    log = None
+    if dist.is_main:
+        log = CsvLog(out / "train_log.csv", resume_after=start_epoch - 1 if resume else None,
+                     tensorboard=True)
+
+    bar = tqdm(total=(t.epochs - start_epoch) * dist.steps(train_batches), desc="train",
+               disable=not cfg.run.progress or not dist.is_main, unit="step")
     for epoch in range(start_epoch, t.epochs):
         t0 = time.perf_counter()
+        if dist.enabled:  # each rank draws its own drop-path masks, fixed by (seed, epoch)
+            torch.manual_seed(rank_seed(cfg.run.seed, epoch, dist.rank))
         lr = epoch_lr(cfg, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -111,7 +133,8 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         n = 0
-        for x, y in train_batches.epoch(epoch):
+        watch = LossWatch(device)
+        for x, y in dist.shard_epoch(train_batches, epoch):
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, dtype):
                 logits, aux = model(x)
@@ -119,7 +142,9 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
                 if aux is not None:
                     loss = loss + t.auxiliary_weight * F.cross_entropy(
                         aux.float(), y, label_smoothing=t.label_smoothing)
+            watch.update(loss)
             scaler.scale(loss).backward()
+            dist.average_grads(model.parameters(), len(y))
             if t.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
@@ -129,39 +154,50 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
             correct += (logits.argmax(1) == y).sum()
             n += len(y)
             bar.update(1)
-        check_finite(loss_sum, f"train epoch {epoch}", ckpt_path)
+        loss_sum, correct = dist.sum_([loss_sum, correct.double()])
+        (n,) = dist.sum_counts(n)
+        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
+            f"nasforge train --resume {out}", "train.lr", t.lr))
+        check_finite(loss_sum, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        dist.average_buffers(model)  # BN running statistics
         model.eval()
-        val_loss, val_acc = evaluate(lambda x: model(x)[0], eval_batches, dtype)
+        val_loss, val_acc = evaluate(lambda x: model(x)[0], eval_batches, dtype, dist)
+        check_finite(val_loss, what="validation loss", **nan_guard)
         elapsed += time.perf_counter() - t0
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
+        dist.check_replicas("train", replicas(), f"epoch {epoch}")
+        if not dist.is_main:
+            continue
         log.write({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "seconds": elapsed})
         save_checkpoint({"kind": "train", "genotype": format_genotype(genotype),
                          "epoch": epoch, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                         "optimizer": optimizer.state_dict(), "rng": rng_state(device),
+                         "scaler": scaler.state_dict(),
                          "elapsed": elapsed}, ckpt_path)
     bar.close()
-    state = load_checkpoint(ckpt_path)
+    state = dist.main_only(lambda: load_checkpoint(ckpt_path))
     model.load_state_dict(state["model"])
     model.eval()
-    save_checkpoint({"kind": "model", "genotype": format_genotype(genotype), "arch": arch,
-                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                    out / MODEL)
-    test_loss, test_acc = evaluate(lambda x: model(x)[0], test_batches, dtype)
+    dist.main_only(lambda: save_checkpoint(
+        {"kind": "model", "genotype": format_genotype(genotype), "arch": arch,
+         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, out / MODEL))
+    test_loss, test_acc = evaluate(lambda x: model(x)[0], test_batches, dtype, dist)
     results = {
         "stage": "train", "dataset": cfg.data.dataset, "genotype": format_genotype(genotype),
         "params_m": count_parameters(model) / 1e6, "epochs": t.epochs,
         "test_acc": test_acc, "test_loss": test_loss, "seconds": state["elapsed"],
     }
-    write_results(out, results)
+    dist.main_only(lambda: write_results(out, results))
     return results
 
 
-def resume_train(run_dir: str | Path) -> dict:
-    """Continue a killed training run from its last checkpoint."""
+def resume_train(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Continue a killed training run from its last checkpoint; ``overrides`` may lower
+    the learning rate (:func:`nasforge.runtime.resume_config`)."""
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = resume_config(run_dir, overrides)
     genotype = parse_genotype((run_dir / "genotype.txt").read_text())
     return run_train(cfg, genotype, run_dir, resume=True)
 

@@ -49,7 +49,9 @@ def test_scoring_writes_every_example_in_dataset_order(scored):
     run = run_dir_for(out)
     assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".prev")) == [
         "checkpoint.pt", "config.yaml", "features.npy", "forgetting.tsv", "model.pt",
-        "results.json", "train_log.csv"]
+        "results.json", "tb", "train_log.csv"]
+    assert sorted(p.name for p in (run / "tb" / "train_log").iterdir())[0].startswith(
+        "events.out.tfevents.")
     assert load_features(run / "features.npy", DIGITS_TRAIN).shape == (DIGITS_TRAIN, 64)
     forgetting = read_forgetting(run / "forgetting.tsv", DIGITS_TRAIN)
     assert int(forgetting.min()) >= 0 and int(forgetting.max()) <= 3

@@ -12,6 +12,7 @@ import csv
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -354,15 +355,38 @@ class FolderBatches:
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)``: float32 normalised ``[B, 3, H, W]`` and int64 labels, on the device."""
+        yield from self._load(epoch, self._chunks(epoch))
+
+    def epoch_parts(self, epoch: int, dist: Any, train: bool = True
+                    ) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
+        """``(batch number, (x, y))`` of this data-parallel rank's part of each batch, the
+        rules of :meth:`nasforge.distributed.Dist.enumerate_shards`; only the part is decoded,
+        with the transforms it gets in the whole batch."""
+        steps, parts = [], []
+        for step, chunk in enumerate(self._chunks(epoch)):
+            if train and len(chunk) < dist.world:
+                continue
+            start, end = dist.bounds(len(chunk))
+            if end > start:
+                steps.append(step)
+                parts.append(chunk[start:end])
+        yield from zip(steps, self._load(epoch, parts), strict=True)
+
+    def _chunks(self, epoch: int) -> list[list[int]]:
+        """The positions of each batch of ``epoch``."""
         key = epoch_seed(self.seed, epoch)
         if self.shuffle:
             order = torch.randperm(self.num_examples, generator=torch.Generator().manual_seed(key))
         else:
             order = torch.arange(self.num_examples)
-        chunks = [
+        return [
             order[s : s + self.batch_size].tolist()
             for s in range(0, len(self) * self.batch_size, self.batch_size)
         ]
+
+    def _load(self, epoch: int, chunks: list[list[int]]
+              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        key = epoch_seed(self.seed, epoch)
         reader = _BatchReader(
             self._paths, self._labels, self._index, self.transform, key, self._cutout
         )

@@ -13,17 +13,46 @@ import torch
 
 from nasforge.config import Config
 from nasforge.data import Dataset, write_index_file
+from nasforge.distributed import current
+from nasforge.errors import NasforgeError
 
 ENTROPY_FILE = "entropy.tsv"
 PROXY_FILE = "proxy.txt"
 
 
-def build_proxy(cfg: Config, data: Dataset, run_dir: Path) -> tuple[Path, dict]:
+def check_proxy_request(cfg: Config, num_train: int) -> None:
+    """Refuse, before any work, a proxy request that :func:`build_proxy` would refuse late:
+    an unknown selector or auxiliary model, a size the training split cannot give, a bad
+    entropy list, or k-center / forgetting without the files ``nasforge entropy`` writes
+    beside the entropy list."""
+    from nasforge.proxy.entropy import read_entropy_list
+    from nasforge.proxy.models import AUX_MODELS
+    from nasforge.proxy.selectors import SELECTORS, resolve_size
+
+    p = cfg.proxy
+    SELECTORS.get(p.method)
+    resolve_size(p.size, num_train)
+    if not p.entropy:
+        if p.method != "random":
+            AUX_MODELS.get(cfg.entropy.model)
+        return
+    read_entropy_list(p.entropy, num_train)
+    needs = {"k-center": "features.npy", "forgetting": "forgetting.tsv"}.get(p.method)
+    side = Path(p.entropy).parent / (Path(p.entropy).name + ".run")
+    if needs and not (side / needs).is_file():
+        raise NasforgeError(f"proxy method {p.method} needs {side / needs}, which `nasforge "
+                            f"entropy` writes beside the entropy list {p.entropy}; score the "
+                            "data with `nasforge entropy` or choose another method")
+
+
+def build_proxy(cfg: Config, data: Dataset, run_dir: Path, *, resume: bool = False
+                ) -> tuple[Path, dict]:
     """Select ``cfg.proxy.size`` training examples with ``cfg.proxy.method`` into run_dir.
 
     Entropies come from ``cfg.proxy.entropy`` when given, else the auxiliary model of
     ``cfg.entropy`` is trained and scores the data (its files land in the run directory);
     ``random`` needs no entropies. Returns the index file and a cost/summary record.
+    ``resume`` continues the entropy scoring of a search that was killed during it.
     """
     from nasforge.proxy.histogram import bin_width_for
     from nasforge.proxy.selectors import select
@@ -49,7 +78,7 @@ def build_proxy(cfg: Config, data: Dataset, run_dir: Path) -> tuple[Path, dict]:
         from nasforge.proxy.scoring import score_entropy
 
         path = run_dir / ENTROPY_FILE
-        score_entropy(cfg, path, force=True)
+        score_entropy(cfg, path, force=True, resume=resume)
         scored = True
         entropy = read_entropy_list(path, n).entropy
         side = path.parent / (path.name + ".run")
@@ -61,6 +90,6 @@ def build_proxy(cfg: Config, data: Dataset, run_dir: Path) -> tuple[Path, dict]:
                      bin_width=bin_width_for(cfg.data.dataset, p.bin_width), beta=p.beta,
                      class_balanced=p.class_balanced, features=features, forgetting=forgetting)
     path = run_dir / PROXY_FILE
-    write_index_file(path, indices)
+    current().main_only(lambda: write_index_file(path, indices))  # data-parallel: rank 0
     return path, {"method": p.method, "size": len(indices), "scored_entropy": scored,
                   "seconds": time.perf_counter() - t0}

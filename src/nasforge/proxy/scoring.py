@@ -9,6 +9,11 @@ augmentation: entropy list at ``out``, everything else in the run directory ``ou
 
 Every epoch ends with an atomic checkpoint that includes the forgetting state; batches depend
 only on (seed, epoch), so ``resume=True`` reproduces an uninterrupted run exactly on CPU.
+
+Under torchrun (supervised mode or a given checkpoint) the auxiliary model trains
+data-parallel: each rank trains on its part of every batch, and every rank updates the
+forgetting counter with the whole batch's hits; scoring splits the training split into one
+contiguous part per rank and gathers the results in dataset order.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, Split, load_dataset
 from nasforge.data.loader import epoch_seed, normalisation
+from nasforge.distributed import Dist, launched, setup
 from nasforge.errors import NasforgeError
 from nasforge.proxy.entropy import (
     ForgettingCounter,
@@ -39,13 +45,16 @@ from nasforge.proxy.models import AUX_MODELS, CifarResNet
 from nasforge.proxy.simclr import ProjectionHead, simclr_epoch
 from nasforge.runtime import (
     CsvLog,
+    LossWatch,
     amp_dtype,
     autocast,
     check_finite,
-    load_run_config,
-    pick_device,
+    lower_lr_hint,
     prepare_run_dir,
+    resume_config,
+    rng_state,
     seed_everything,
+    set_rng_state,
     write_results,
 )
 
@@ -158,15 +167,22 @@ def _sgd(params, cfg: Config) -> torch.optim.SGD:
 def _classifier_epoch(model: CifarResNet, optimizer: torch.optim.Optimizer,
                       batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                       counter: ForgettingCounter, *, frozen: bool, amp: Callable,
-                      scaler: torch.amp.GradScaler, on_step: Callable[[], None]):
+                      scaler: torch.amp.GradScaler, on_step: Callable[[], None],
+                      dist: Dist | None = None, watch: LossWatch | None = None):
     """One epoch of cross-entropy training; frozen = only ``fc`` learns on eval-mode features.
 
-    Training-mode predictions of each batch feed the forgetting counter.
+    Training-mode predictions of each batch feed the forgetting counter (data-parallel: the
+    hits of every rank's part, so all counters stay equal). Sums are this rank's.
     """
+    dist = dist or Dist()
     model.train(not frozen)
     loss_sum = correct = None
     n = 0
     for idx, x, y in batches:
+        if dist.enabled:
+            if len(idx) < dist.world:
+                continue
+            x, y = dist.shard((x, y))
         optimizer.zero_grad(set_to_none=True)
         with amp():
             if frozen:
@@ -176,11 +192,20 @@ def _classifier_epoch(model: CifarResNet, optimizer: torch.optim.Optimizer,
             else:
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
+        if watch is not None:  # where a NaN appeared, without a host sync
+            watch.update(loss)
         scaler.scale(loss).backward()
+        dist.average_grads(model.parameters(), len(y))
         scaler.step(optimizer)
         scaler.update()
         hit = logits.detach().argmax(1) == y
-        counter.update(idx, hit)
+        if dist.enabled:
+            start, end = dist.bounds(len(idx))
+            everyone = torch.zeros(len(idx), device=hit.device)
+            everyone[start:end] = hit.float()
+            counter.update(idx, dist.sum_([everyone])[0] > 0.5)
+        else:
+            counter.update(idx, hit)
         part, hits = loss.detach() * y.shape[0], hit.sum()
         loss_sum = part if loss_sum is None else loss_sum + part
         correct = hits if correct is None else correct + hits
@@ -190,13 +215,15 @@ def _classifier_epoch(model: CifarResNet, optimizer: torch.optim.Optimizer,
 
 
 @torch.no_grad()
-def score_examples(model: CifarResNet, batches: Batches, dtype: torch.dtype | None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_examples(model: CifarResNet, batches: Batches, dtype: torch.dtype | None,
+                   dist: Dist | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Entropy (float64), features (float32) and predicted class of every example, in order.
 
     ``batches`` must be unshuffled and unaugmented (test-time transforms). Results stay on the
-    device until the end, then move to the CPU once.
+    device until the end, then move to the CPU once. Data-parallel, ``batches`` hold this
+    rank's contiguous part (:func:`_in_order`) and the parts are gathered in rank order.
     """
+    dist = dist or Dist()
     model.eval()
     entropies, features, predictions = [], [], []
     for x, _ in batches.epoch(0):
@@ -206,14 +233,31 @@ def score_examples(model: CifarResNet, batches: Batches, dtype: torch.dtype | No
         entropies.append(entropy_from_logits(logits.double()))
         features.append(h.float())
         predictions.append(logits.argmax(1))
-    return (torch.cat(entropies).cpu(), torch.cat(features).cpu(),
-            torch.cat(predictions).cpu())
+    return tuple(dist.gather(torch.cat(part)).cpu()  # type: ignore[return-value]
+                 for part in (entropies, features, predictions))
 
 
-def _accuracy(model: CifarResNet, batches: Batches, dtype: torch.dtype | None) -> float:
-    _, _, predicted = score_examples(model, batches, dtype)
-    labels = torch.cat([y for _, y in batches.epoch(0)]).cpu()
-    return 100.0 * float((predicted == labels).double().mean())
+def _in_order(split: Split, dist: Dist, **common) -> Batches:
+    """Unshuffled batches of ``split``, data-parallel only this rank's contiguous part."""
+    start, end = dist.bounds(len(split))
+    indices = None if not dist.enabled else torch.arange(start, end)
+    return Batches(split, 512, shuffle=False, indices=indices, **common)
+
+
+def _accuracy(model: CifarResNet, batches: Batches, dtype: torch.dtype | None,
+              dist: Dist | None = None) -> float:
+    """Accuracy (%) on ``batches`` (data-parallel: this rank's part, from :func:`_in_order`)."""
+    dist = dist or Dist()
+    model.eval()
+    correct, n = 0.0, 0
+    with torch.no_grad():
+        for x, y in batches.epoch(0):
+            with autocast(x.device, dtype):
+                logits = model.fc(model.features(x))
+            correct += float((logits.argmax(1) == y).sum())
+            n += len(y)
+    correct, n = dist.sum_counts(correct, n)
+    return 100.0 * correct / max(n, 1)
 
 
 def load_aux_weights(model: CifarResNet, path: str | Path, name: str) -> None:
@@ -266,44 +310,53 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
         raise NasforgeError("entropy.simclr_temperature must be > 0 for SimCLR pretraining")
     if not resume and out.exists() and not force:
         raise NasforgeError(f"entropy list {out} already exists; pass --force to overwrite")
-    if not resume or not (run_dir / "config.yaml").is_file():
-        prepare_run_dir(run_dir, cfg, force=force)
+    if launched() and e.pretrain == "simclr" and checkpoint is None:
+        raise NasforgeError("SimCLR pretraining runs in one process (its loss contrasts the "
+                            "whole batch); start it without torchrun")
+    # The model, the weights file and the data are checked before the run directory exists.
     build = AUX_MODELS.get(e.model)
-    device = pick_device(cfg.run.device)
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise NasforgeError(f"checkpoint {checkpoint} not found; give the weights of a "
+                            f"trained {e.model}")
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
     if not isinstance(data.train, Split):
         raise NasforgeError(
             "entropy scoring trains CIFAR-style ResNets on in-memory data sets; "
             f"{cfg.data.dataset} is read from image folders: score it with a model trained "
             "elsewhere and pass its entropy list (index, entropy, label) as proxy.entropy=FILE")
+    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
+    if not resume or not (run_dir / "config.yaml").is_file():
+        dist.main_only(lambda: prepare_run_dir(run_dir, cfg, force=force))
+    device = dist.device
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
     channels_last = cfg.run.channels_last and device.type == "cuda"
     model = build(data.num_classes, data.channels).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
-    in_order = Batches(data.train, 512, shuffle=False, **common)
-    test = Batches(data.test, 512, shuffle=False, **common)
+    in_order = _in_order(data.train, dist, **common)
+    test = _in_order(data.test, dist, **common)
 
     elapsed, trained = 0.0, checkpoint is None
     counter = ForgettingCounter(len(data.train), device)
     if checkpoint is not None:
         load_aux_weights(model, checkpoint, e.model)
     else:
-        elapsed = _train(cfg, model, counter, data, run_dir, dtype, common, resume=resume)
-        save_checkpoint({"kind": "aux_model", "model": e.model, "pretrain": e.pretrain,
-                         "num_classes": data.num_classes, "in_channels": data.channels,
-                         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                        run_dir / MODEL)
-        write_forgetting(run_dir / FORGETTING, counter.counts())
+        elapsed = _train(cfg, model, counter, data, run_dir, dtype, common, resume=resume,
+                         dist=dist)
+        dist.main_only(lambda: (save_checkpoint(
+            {"kind": "aux_model", "model": e.model, "pretrain": e.pretrain,
+             "num_classes": data.num_classes, "in_channels": data.channels,
+             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+            run_dir / MODEL), write_forgetting(run_dir / FORGETTING, counter.counts())))
 
     t0 = time.perf_counter()
-    entropy, features, predicted = score_examples(model, in_order, dtype)
-    write_entropy_list(out, entropy, data.train.y)
-    save_features(run_dir / FEATURES, features)
+    entropy, features, predicted = score_examples(model, in_order, dtype, dist)
+    dist.main_only(lambda: (write_entropy_list(out, entropy, data.train.y),
+                            save_features(run_dir / FEATURES, features)))
     train_acc = 100.0 * float((predicted == data.train.y).double().mean())
-    test_acc = _accuracy(model, test, dtype)
+    test_acc = _accuracy(model, test, dtype, dist)
     phases = plan_phases(cfg)
     results = {
         "stage": "entropy", "dataset": cfg.data.dataset, "model": e.model,
@@ -318,18 +371,20 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
         "features": FEATURES, "note": _results_note(checkpoint, e.pretrain),
         "seconds": elapsed + time.perf_counter() - t0,
     }
-    write_results(run_dir, results)
+    dist.main_only(lambda: write_results(run_dir, results))
     return results
 
 
 def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, run_dir: Path,
-           dtype: torch.dtype | None, common: dict, *, resume: bool) -> float:
+           dtype: torch.dtype | None, common: dict, *, resume: bool,
+           dist: Dist | None = None) -> float:
     """All training phases with a checkpoint per epoch; returns the training seconds."""
     e = cfg.entropy
+    dist = dist or Dist()
     device = common["device"]
     batches = IndexedBatches(data.train, e.batch_size, seed=cfg.run.seed,
                              augment=Augment(crop_pad=e.crop_pad, flip=e.flip), **common)
-    test = Batches(data.test, 512, shuffle=False, **common)
+    test = _in_order(data.test, dist, **common)
     phases = plan_phases(cfg)
     head = ProjectionHead(model.feature_dim).to(device) if e.pretrain == "simclr" else None
     if head is not None:
@@ -355,14 +410,26 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         counter.load_state_dict(state["forgetting"])
-        torch.set_rng_state(state["rng"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], device)
         start, elapsed = state["epoch"] + 1, state["elapsed"]
-    log = CsvLog(run_dir / "train_log.csv", resume_after=start - 1 if resume else None)
+
+    def replicas() -> dict:  # what must be identical on every data-parallel rank
+        return {"model": model.state_dict(), "forgetting": counter.state_dict(),
+                "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
+                "rng": torch.get_rng_state(), "start": start}
+
+    dist.check_replicas("entropy", replicas(), "the start")
+    log = None
+    if dist.is_main:
+        log = CsvLog(run_dir / "train_log.csv", resume_after=start - 1 if resume else None,
+                     tensorboard=True)
 
     total = sum(p.epochs for p in phases)
     bar = tqdm(total=sum(max(0, min(p.epochs, p.start + p.epochs - start)) for p in phases)
-               * len(batches), desc=f"entropy {e.model}", disable=not cfg.run.progress,
-               unit="step")
+               * len(batches), desc=f"entropy {e.model}",
+               disable=not cfg.run.progress or not dist.is_main, unit="step")
     for epoch in range(start, total):
         phase = next(p for p in phases if p.start <= epoch < p.start + p.epochs)
         k = epoch - phase.start
@@ -371,6 +438,7 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
         optimizer = optimizers[phase.name]
         for group in optimizer.param_groups:
             group["lr"] = lr
+        watch = LossWatch(device)  # classifier phases only: SimCLR reports no step
         if phase.name == "simclr":
             model.train()
             head.train()
@@ -384,13 +452,23 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
             loss_sum, correct, n = _classifier_epoch(
                 model, optimizer, batches.epoch(epoch), counter,
                 frozen=phase.name == "linear", amp=amp, scaler=scaler,
-                on_step=lambda: bar.update(1))
+                on_step=lambda: bar.update(1), dist=dist, watch=watch)
+            loss_sum, correct = dist.sum_([loss_sum, correct.double()])
+            (n,) = (int(v) for v in dist.sum_counts(n))
+            dist.average_buffers(model)  # BN running statistics
             train_acc = 100.0 * float(correct) / n
-            test_acc = _accuracy(model, test, dtype)
-        check_finite(loss_sum, f"entropy {phase.name} epoch {k}", ckpt_path)
+            test_acc = _accuracy(model, test, dtype, dist)
+        out = run_dir.with_name(run_dir.name.removesuffix(".run"))  # the entropy list
+        check_finite(loss_sum, epoch=epoch, run=run_dir, checkpoint=ckpt_path,
+                     watch=None if phase.name == "simclr" else watch,
+                     resume=lower_lr_hint(f"nasforge entropy --out {out} --resume",
+                                          "entropy.lr", e.lr))  # nothing of it is saved
         elapsed += time.perf_counter() - t0
         loss = float(loss_sum) / n
         bar.set_postfix(phase=phase.name, epoch=k, loss=f"{loss:.3f}")
+        dist.check_replicas("entropy", replicas(), f"epoch {epoch}")
+        if not dist.is_main:
+            continue
         log.write({"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr,
                    "loss": loss, "train_acc": train_acc, "test_acc": test_acc,
                    "seconds": elapsed})
@@ -398,14 +476,15 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
                          "epoch": epoch, "model": model.state_dict(),
                          "head": None if head is None else head.state_dict(),
                          "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
-                         "forgetting": counter.state_dict(), "rng": torch.get_rng_state(),
-                         "elapsed": elapsed}, ckpt_path)
+                         "forgetting": counter.state_dict(), "rng": rng_state(device),
+                         "scaler": scaler.state_dict(), "elapsed": elapsed}, ckpt_path)
     bar.close()
     model.eval()
     return elapsed
 
 
-def resume_entropy(out: str | Path) -> dict:
-    """Continue a killed ``score_entropy`` run with the config saved in its run directory."""
-    cfg = load_run_config(run_dir_for(out))
+def resume_entropy(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Continue a killed ``score_entropy`` run with the config saved in its run directory;
+    ``overrides`` may lower the learning rate (:func:`nasforge.runtime.resume_config`)."""
+    cfg = resume_config(run_dir_for(out), overrides)
     return score_entropy(cfg, out, resume=True)

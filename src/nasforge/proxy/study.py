@@ -39,13 +39,13 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> l
     from nasforge.search.loop import run_search
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     st = cfg.study
     for m in st.methods:
         SELECTORS.get(m)
     for a in st.algos:
         STRATEGIES.get(a)
     bench = TabularBenchmark.load(st.bench)
+    out.mkdir(parents=True, exist_ok=True)  # after the checks: a typo leaves no directory
     atomic_write_text(out / "config.json", json.dumps(config_to_dict(cfg), indent=2))
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
     n = len(data.train)

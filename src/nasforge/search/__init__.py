@@ -10,6 +10,9 @@ from nasforge.search import (  # noqa: F401
     enas,
     fairdarts,
     gdas,
+    oneshot_darts,
+    oneshot_enas,
+    oneshot_gdas,
     pcdarts,
     prdarts,
     robustdarts,
@@ -17,5 +20,6 @@ from nasforge.search import (  # noqa: F401
     sgas,
 )
 from nasforge.search.base import STRATEGIES, SearchStrategy
+from nasforge.search.oneshot import ONESHOT_STRATEGIES
 
-__all__ = ["STRATEGIES", "SearchStrategy"]
+__all__ = ["ONESHOT_STRATEGIES", "STRATEGIES", "SearchStrategy"]

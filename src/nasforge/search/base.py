@@ -42,8 +42,17 @@ class SearchStrategy(nn.Module):
         """Adjust the search settings before the network is built (EcoDARTS's c4r2, ...)."""
         return cfg
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        """Refuse settings this algorithm cannot run with (a :class:`NasforgeError`).
+
+        The search calls it before the run directory exists, and the constructor calls it
+        again, so a bad setting fails in one line and leaves nothing behind.
+        """
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__()
+        self.validate(cfg)
         network.sparse = self.sparse
         mask = network.op_mask
         self.has_op_mask = mask is not None

@@ -68,9 +68,12 @@ class BtNAS(SearchStrategy):
     require); ``strengths()`` is the mean used for derivation.
     """
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        cls.require_first_order(cfg, "btnas", " (thesis §4.3)")
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        self.require_first_order(cfg, "btnas", " (thesis §4.3)")
         self.raw_alpha = self.random_alphas(cfg.arch_init_std)
         self.raw_beta = self.random_alphas(cfg.arch_init_std)
         # The sampling stream: a base seed from the (run-seeded) global RNG and a draw

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from nasforge.config import SearchConfig
+from nasforge.distributed import current
 from nasforge.search.base import STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -42,9 +43,11 @@ class DARTS(SearchStrategy):
         """∇α L_val(w′) − ξ·∇²_{α,w} L_train(w) ∇_{w′} L_val(w′), by finite differences.
 
         w′ = w − ξ(μ·m + ∇w L_train + λw) is one virtual step of the weight optimiser (its
-        momentum buffer m included), as in the DARTS paper's Eq. 7–8.
+        momentum buffer m included), as in the DARTS paper's Eq. 7–8. Data-parallel, every
+        gradient is averaged over the ranks' parts of its batch before it is used.
         """
         (xw, yw), (xa, ya) = batch_w, batch_a
+        dist = current()
         names = [n for n, p in network.named_parameters() if p.requires_grad]
         params = [p for _, p in network.named_parameters() if p.requires_grad]
         group = ctx.w_optimizer.param_groups[0]
@@ -60,7 +63,8 @@ class DARTS(SearchStrategy):
                                              strict=False)
             return F.cross_entropy(logits, y)
 
-        train_grads = torch.autograd.grad(loss_at(None, xw, yw), params)
+        train_grads = dist.average_(torch.autograd.grad(loss_at(None, xw, yw), params),
+                                    len(yw))
         unrolled = {}
         for n, p, g in zip(names, params, train_grads, strict=True):
             buf = ctx.w_optimizer.state.get(p, {}).get("momentum_buffer")
@@ -69,14 +73,16 @@ class DARTS(SearchStrategy):
                 step = step + mu * buf
             unrolled[n] = (p.detach() - xi * step).requires_grad_(True)
         val_loss = loss_at(unrolled, xa, ya)
-        grads = torch.autograd.grad(val_loss, alphas + list(unrolled.values()))
+        grads = dist.average_(torch.autograd.grad(val_loss, alphas + list(unrolled.values())),
+                              len(ya))
         d_alpha, d_w = grads[: len(alphas)], grads[len(alphas):]
         eps = self.fd_scale / torch.cat([g.reshape(-1) for g in d_w]).norm()
 
         def alpha_grad_at(sign: float) -> tuple[torch.Tensor, ...]:
             shifted = {n: p.detach() + sign * eps * g
                        for n, p, g in zip(names, params, d_w, strict=True)}
-            return torch.autograd.grad(loss_at(shifted, xw, yw), alphas)
+            return tuple(dist.average_(torch.autograd.grad(loss_at(shifted, xw, yw), alphas),
+                                       len(yw)))
 
         g_plus, g_minus = alpha_grad_at(1.0), alpha_grad_at(-1.0)
         for a, dv, gp, gm in zip(alphas, d_alpha, g_plus, g_minus, strict=True):

@@ -28,9 +28,12 @@ from nasforge.spaces.darts.search_network import SearchNetwork
 class DrNAS(DARTS):
     """α ∈ R^{E×K} per cell type; weights ~ Dirichlet(ELU(α) + 1), one sample per call."""
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        cls.require_first_order(cfg, "drnas")
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        self.require_first_order(cfg, "drnas")
         # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
         self.seed = int(torch.randint(0, 2**62, (1,)).item())
         self.draws = 0

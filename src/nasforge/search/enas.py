@@ -11,10 +11,12 @@ every parameter initialised U(−0.1, 0.1). Per cell type, two LSTM steps from t
 start embedding give the keys of the two cell inputs (whose anchors, the next inputs after
 picking them, are zeros). Then for each intermediate node, in order:
 
-- two input steps: attention over the previous nodes, logits = c·tanh(v·tanh(W₁h_j + W₂h)),
-  c = ``tanh_constant``; the chosen node's anchor is the next LSTM input;
-- two op steps, one per chosen input (in the same order): logits = (c / 2.5)·tanh(W h + b)
-  over the non-``none`` ops; the chosen op's embedding is the next input;
+- two input steps: attention over the previous nodes, logits = c·tanh(v·tanh(W₁h_j + W₂h)/T),
+  c = ``tanh_constant``, T = ``controller_temperature`` (1); the chosen node's anchor is the
+  next LSTM input;
+- two op steps, one per chosen input (in the same order): logits = (c / r)·tanh((W h + b)/T)
+  over the non-``none`` ops, r = ``op_tanh_reduce`` (2.5); the chosen op's embedding is the
+  next input;
 - one more step on that embedding gives the node's anchor h_j and key W₁h_j.
 
 The reduce cell continues the LSTM state of the normal cell. As in ENAS the op bias b starts
@@ -61,13 +63,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nasforge.config import SearchConfig
+from nasforge.distributed import current
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.genotype import cell_edges
 from nasforge.spaces.darts.search_network import SearchNetwork
 
-OP_TANH_REDUCE = 2.5
-"""ENAS ``controller_op_tanh_reduce``: op logits use tanh_constant / 2.5."""
 OP_BIAS_INIT = 10.0
 """ENAS's initial op bias for its first two ops (the separable convolutions)."""
 NORMAL_OP_BIAS = 0.25
@@ -138,6 +139,8 @@ class ENAS(SearchStrategy):
     def _walk(self, pick: Picker) -> Sample:
         H = self.cfg.controller_hidden
         c_const = self.cfg.tanh_constant
+        op_const = c_const / self.cfg.op_tanh_reduce
+        temp = self.cfg.controller_temperature
         dev = self.g_emb.device
         h = torch.zeros(1, H, device=dev)
         c = torch.zeros(1, H, device=dev)
@@ -169,7 +172,7 @@ class ENAS(SearchStrategy):
                     h, c = self.lstm(x, (h, c))
                     rest = [i for i in range(node) if i not in inputs]
                     query = torch.tanh(torch.cat([keys[i] for i in rest]) + self.w_attn_2(h))
-                    logits = c_const * torch.tanh(self.v_attn(query).view(-1))
+                    logits = c_const * torch.tanh(self.v_attn(query).view(-1) / temp)
                     k, probs = choose(logits)
                     inputs.append(rest[k])
                     p_inputs.append(probs[k])
@@ -177,7 +180,7 @@ class ENAS(SearchStrategy):
                 ops = []
                 for slot in range(2):
                     h, c = self.lstm(x, (h, c))
-                    logits = (c_const / OP_TANH_REDUCE) * torch.tanh(self.w_soft(h).view(-1))
+                    logits = op_const * torch.tanh(self.w_soft(h).view(-1) / temp)
                     if cell == "normal":
                         logits = logits + self.normal_bias
                     k, probs = choose(logits)
@@ -274,13 +277,14 @@ class ENAS(SearchStrategy):
 
     def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
-        """Sample a child, reward it with its accuracy on the architecture batch."""
+        """Sample a child, reward it with its accuracy on the architecture batch (over all
+        ranks' parts of it when data-parallel, so every rank's controller takes one step)."""
         sample = self.sample()
         self._last = {k: v.detach() for k, v in self.arch_weights(sample.arch).items()}
         x, y = batch_a
         with torch.no_grad(), ctx.autocast():
             logits = network(x, self._last)
-        accuracy = (logits.argmax(1) == y).float().mean()
+        accuracy = current().average_([(logits.argmax(1) == y).float().mean()], len(y))[0]
         self.reinforce(sample, accuracy, optimizer)
 
     def get_extra_state(self) -> dict[str, int]:

@@ -77,9 +77,12 @@ class GDAS(SearchStrategy):
 
     sparse = True
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        cls.require_first_order(cfg, "gdas")
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        self.require_first_order(cfg, "gdas")
         self.alphas = self.random_alphas(cfg.arch_init_std)
         self.tau = float(cfg.tau_max)
         # the sampling stream: a base seed from the run-seeded global RNG and a draw counter

@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nasforge.benchmarks.nasbench101 import NasBench101Table
 from nasforge.checkpoint import (
     atomic_write_json,
     atomic_write_text,
     has_checkpoint,
+    kill_point,
     load_checkpoint,
     save_checkpoint,
 )
@@ -36,23 +38,31 @@ from nasforge.data import (
     split_weight_arch,
 )
 from nasforge.derive import derive, rule_options
+from nasforge.distributed import Dist, StepSync, setup
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
+    LossWatch,
     amp_dtype,
     autocast,
     check_finite,
     load_run_config,
-    pick_device,
+    lower_lr_hint,
     prepare_run_dir,
     read_csv,
+    resume_config,
+    rng_state,
     seed_everything,
+    set_rng_state,
     write_results,
 )
 from nasforge.search.base import STRATEGIES, StepContext
+from nasforge.search.oneshot import ONESHOT_STRATEGIES
 from nasforge.spaces.darts.genotype import format_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
 from nasforge.spaces.darts.spaces import SPACES
+from nasforge.spaces.nb101.network import OneShotNetwork
+from nasforge.spaces.nb101.space import ONESHOT_SPACES, OneShotSpace
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -70,17 +80,22 @@ def training_indices(cfg: Config, num_train: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(forward, batches: Batches | FolderBatches, dtype) -> tuple[float, float]:
-    """Mean loss and accuracy (%) of ``forward(x) -> logits`` over ``batches``."""
+def evaluate(forward, batches: Batches | FolderBatches, dtype, dist: Dist | None = None
+             ) -> tuple[float, float]:
+    """Mean loss and accuracy (%) of ``forward(x) -> logits`` over ``batches``; with a
+    data-parallel ``dist`` each rank evaluates its part of every batch."""
+    dist = dist or Dist()
     total_loss = torch.zeros((), device=batches.device)
     correct = torch.zeros((), device=batches.device)
     n = 0
-    for x, y in batches.epoch(0):
+    for x, y in dist.shard_epoch(batches, 0, train=False):
         with autocast(x.device, dtype):
             logits = forward(x)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         n += len(y)
+    total_loss, correct = dist.sum_([total_loss, correct.double()])
+    (n,) = dist.sum_counts(n)
     return float(total_loss) / max(n, 1), 100.0 * float(correct) / max(n, 1)
 
 
@@ -106,22 +121,44 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     out = Path(out)
     s = cfg.search
     # Checked before any work: a missing search.k must not surface after the whole search.
-    derive_options = rule_options(s, primitives=SPACES.get(s.space).primitives, nodes=s.nodes)
-    if not resume:
-        prepare_run_dir(out, cfg, force=force)
-    device = pick_device(cfg.run.device)
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed)
-
+    oneshot = check_space(s.space)
+    if oneshot is None:
+        derive_options = rule_options(s, primitives=SPACES.get(s.space).primitives,
+                                      nodes=s.nodes)
+    elif s.rule != "argmax":
+        raise NasforgeError(f"{s.space} architectures are derived by NAS-Bench-1shot1's "
+                            f"discretisation; search.rule must be argmax, got {s.rule}")
+    strategy_cls = (STRATEGIES if oneshot is None else ONESHOT_STRATEGIES).get(s.algo)
+    strategy_cls.validate(s)  # e.g. search.order=second for a first-order-only algorithm
+    nb101 = NasBench101Table.load(s.nb101_table) if oneshot and s.nb101_table else None
+    # So are the data set, the proxy index file and a proxy request: a bad one must leave
+    # no run directory behind.
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-    if not resume and cfg.proxy.method and not cfg.data.proxy:
+    if cfg.data.proxy:
+        training_indices(cfg, len(data.train))
+    elif not resume and cfg.proxy.method:
+        from nasforge.proxy.build import check_proxy_request
+
+        check_proxy_request(cfg, len(data.train))
+    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
+    if not resume:
+        dist.main_only(lambda: prepare_run_dir(out, cfg, force=force))
+    device = dist.device
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+
+    if cfg.proxy.method and not cfg.data.proxy:  # also on resume: killed in this stage
         from nasforge.config import save_config
         from nasforge.proxy.build import build_proxy
 
-        proxy_path, proxy_record = build_proxy(cfg, data, out)
+        proxy_path, proxy_record = build_proxy(cfg, data, out, resume=resume)
         cfg.data.proxy = str(proxy_path.resolve())
-        save_config(cfg, out / "config.yaml")
-        atomic_write_json(out / "proxy.json", proxy_record)
+        dist.main_only(lambda: (atomic_write_json(out / "proxy.json", proxy_record),
+                                save_config(cfg, out / "config.yaml")))
+        kill_point("proxy-built")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
+        # the search starts from the same random state whether the proxy stage ran in this
+        # process or in an earlier, killed one
+        seed_everything(cfg.run.seed, cfg.run.deterministic)
     indices = training_indices(cfg, len(data.train))
     if len(indices) < 2:
         raise NasforgeError(f"the search needs at least 2 training examples; got {len(indices)}")
@@ -135,17 +172,23 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
                      **{**common, "augment": None})
 
-    s = cfg.search = STRATEGIES.get(s.algo).prepare(s, data.size)
-    network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
-                            in_channels=data.channels, primitives=SPACES.get(s.space).primitives,
-                            op_mask=SPACES.get(s.space).op_mask(s.nodes),
-                            stem="imagenet" if data.size >= 128 else "cifar").to(device)
+    s = cfg.search = strategy_cls.prepare(s, data.size)
+    if oneshot is None:
+        network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
+                                in_channels=data.channels,
+                                primitives=SPACES.get(s.space).primitives,
+                                op_mask=SPACES.get(s.space).op_mask(s.nodes),
+                                stem="imagenet" if data.size >= 128 else "cifar").to(device)
+    else:
+        network = OneShotNetwork(oneshot, s.channels, data.num_classes, s.layers,
+                                 in_channels=data.channels).to(device)
     if common["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
-    strategy = STRATEGIES.get(s.algo)(network, s).to(device)
+    strategy = strategy_cls(network, s).to(device)
     w_opt = torch.optim.SGD(network.parameters(), lr=s.w_lr, momentum=s.w_momentum,
                             weight_decay=s.w_weight_decay)
     a_opt = strategy.make_arch_optimizer()
+    a_sync = StepSync(dist, a_opt)  # averages the architecture gradients across ranks
 
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start_epoch, elapsed, seen = 0, 0.0, 0
@@ -158,19 +201,31 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         strategy.load_state_dict(state["strategy"])
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])
-        torch.set_rng_state(state["rng"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], device)
         start_epoch, elapsed, seen = state["epoch"] + 1, state["elapsed"], state["seen"]
-    log = CsvLog(out / "search_log.csv", resume_after=start_epoch - 1 if resume else None)
-    history = out / "strengths.jsonl"
-    if resume:
-        _truncate_history(history, start_epoch)
-    elif history.exists():
-        history.unlink()
 
-    steps = min(len(w_batches), len(a_batches))
+    def replicas() -> dict:  # what must be identical on every data-parallel rank
+        return {"network": network.state_dict(), "strategy": strategy.state_dict(),
+                "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+                "rng": torch.get_rng_state(), "start_epoch": start_epoch}
+
+    dist.check_replicas("search", replicas(), "the start")
+    history = out / "strengths.jsonl"
+    log = None
+    if dist.is_main:
+        log = CsvLog(out / "search_log.csv", resume_after=start_epoch - 1 if resume else None,
+                     tensorboard=True)
+        if resume:
+            _truncate_history(history, start_epoch)
+        elif history.exists():
+            history.unlink()
+
+    steps = min(dist.steps(w_batches), dist.steps(a_batches))
     ctx_autocast = lambda: autocast(device, dtype)  # noqa: E731
     bar = tqdm(total=(s.epochs - start_epoch) * steps, desc=f"search {s.algo}",
-               disable=not cfg.run.progress, unit="step")
+               disable=not cfg.run.progress or not dist.is_main, unit="step")
     genotype_text = ""
     for epoch in range(start_epoch, s.epochs):
         t0 = time.perf_counter()
@@ -183,11 +238,14 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         n = 0
-        for batch_w, batch_a in zip(w_batches.epoch(epoch), a_batches.epoch(epoch),
-                                    strict=False):
+        n_a = 0
+        watch = LossWatch(device)
+        for batch_w, batch_a in zip(dist.shard_epoch(w_batches, epoch),
+                                    dist.shard_epoch(a_batches, epoch), strict=False):
             if s.resolution is not None:
                 batch_w, batch_a = resize(batch_w, s.resolution), resize(batch_a, s.resolution)
             if epoch >= s.warmup_epochs:
+                a_sync.weight = len(batch_a[1])
                 strategy.arch_step(network, batch_w, batch_a, a_opt, ctx)
             x, y = batch_w
             weights = strategy.weight_step_weights(network, batch_w, ctx)
@@ -195,7 +253,9 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
             with ctx_autocast():
                 logits = network(x, weights)
                 loss = F.cross_entropy(logits.float(), y)
+            watch.update(loss)
             scaler.scale(loss).backward()
+            dist.average_grads(network.parameters(), len(y))
             if s.grad_clip > 0:
                 scaler.unscale_(w_opt)
                 torch.nn.utils.clip_grad_norm_(network.parameters(), s.grad_clip)
@@ -204,44 +264,92 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             n += len(y)
-            seen += len(y) + len(batch_a[1])
+            n_a += len(batch_a[1])
             bar.update(1)
-        check_finite(loss_sum, f"search epoch {epoch}", ckpt_path)
+        loss_sum, correct = dist.sum_([loss_sum, correct.double()])
+        n, n_a = (int(v) for v in dist.sum_counts(n, n_a))
+        seen += n + n_a
+        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
+            f"nasforge search --resume {out}", "search.w_lr", s.w_lr))
+        check_finite(loss_sum, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        dist.average_buffers(network)  # BN running statistics
         network.eval()
         val_loss, val_acc = evaluate(
             lambda x: network(x if s.resolution is None else resize((x,), s.resolution)[0],
-                              strategy.eval_weights()), a_eval, dtype)
+                              strategy.eval_weights()), a_eval, dtype, dist)
+        check_finite(val_loss, what="validation loss", **nan_guard)
         strengths = masked(strategy.strengths(), network.op_mask)
-        try:
-            genotype_text = format_genotype(derive(
-                s.rule, strengths, primitives=network.primitives, nodes=s.nodes,
-                **derive_options))
-        except NasforgeError as err:  # e.g. top-k leaves a cell empty: keep the strengths
-            genotype_text = f"# no genotype: {err}"
+        bench_metrics: dict[str, float] = {}
+        if oneshot is not None:
+            genotype_text, bench_metrics = describe_oneshot(oneshot, strengths, nb101)
+        else:
+            try:
+                genotype_text = format_genotype(derive(
+                    s.rule, strengths, primitives=network.primitives, nodes=s.nodes,
+                    **derive_options))
+            except NasforgeError as err:  # e.g. top-k leaves a cell empty: keep strengths
+                genotype_text = f"# no genotype: {err}"
         elapsed += time.perf_counter() - t0
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
+        dist.check_replicas("search", replicas(), f"epoch {epoch}")
+        if not dist.is_main:
+            continue
         log.write({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": elapsed})
+                   "val_loss": val_loss, "val_acc": val_acc, **bench_metrics,
+                   "seconds": elapsed})
         with history.open("a") as fh:
             fh.write(json.dumps({"epoch": epoch, "genotype": genotype_text,
                                  **{k: v.tolist() for k, v in strengths.items()}}) + "\n")
         save_checkpoint({"kind": "search", "algo": s.algo, "epoch": epoch,
                          "network": network.state_dict(), "strategy": strategy.state_dict(),
                          "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                         "rng": torch.get_rng_state(), "elapsed": elapsed, "seen": seen,
+                         "rng": rng_state(device), "scaler": scaler.state_dict(),
+                         "elapsed": elapsed, "seen": seen,
                          "primitives": list(network.primitives),
                          "train_examples": len(indices)},
                         ckpt_path)
     bar.close()
-    return finish_search(out)
+    return dist.main_only(lambda: finish_search(out))
+
+
+def check_space(name: str) -> OneShotSpace | None:
+    """None for a DARTS cell space, the space for a NAS-Bench-1shot1 one; else an error."""
+    if name in ONESHOT_SPACES:
+        return ONESHOT_SPACES.get(name)
+    if name not in SPACES:
+        raise NasforgeError(f"unknown search space '{name}'; choose from: "
+                            f"{', '.join(SPACES.names() + ONESHOT_SPACES.names())}")
+    return None
+
+
+def describe_oneshot(space: OneShotSpace, strengths: dict[str, torch.Tensor],
+                     table: NasBench101Table | None) -> tuple[str, dict[str, float]]:
+    """The discretised cell as text and, with a NAS-Bench-101 table, its tabulated test
+    error (mean of the repeats, 108 epochs) and regret against the space's best."""
+    arch = space.discretize(strengths)
+    if table is None:
+        return space.format(arch), {}
+    info = table.query(*space.to_spec(arch))
+    error = 1.0 - info["test_accuracy"]
+    return space.format(arch), {"nb101_test_error": error,
+                                "nb101_regret": error - space.test_min_error}
 
 
 def _truncate_history(path: Path, start_epoch: int) -> None:
+    """Keep the records of the epochs before ``start_epoch`` (and drop a line cut short by
+    a kill)."""
     if not path.exists():
         return
+
+    def epoch_of(line: str) -> int | None:
+        try:
+            return int(json.loads(line)["epoch"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
     lines = [ln for ln in path.read_text().splitlines()
-             if ln.strip() and json.loads(ln)["epoch"] < start_epoch]
+             if (e := epoch_of(ln)) is not None and e < start_epoch]
     atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
@@ -250,7 +358,7 @@ def finish_search(run_dir: Path) -> dict:
     cfg = load_run_config(run_dir)
     lines = (run_dir / "strengths.jsonl").read_text().splitlines()
     last = json.loads(lines[-1])
-    strengths = {k: last[k] for k in ("normal", "reduce")}
+    strengths = {k: v for k, v in last.items() if k not in ("epoch", "genotype")}
     state = load_checkpoint(run_dir / CHECKPOINT)
     atomic_write_json(run_dir / "strengths.json", {
         "algo": cfg.search.algo, "primitives": state["primitives"], "nodes": cfg.search.nodes,
@@ -259,9 +367,11 @@ def finish_search(run_dir: Path) -> dict:
     atomic_write_text(run_dir / "genotype.txt", last["genotype"] + "\n")
     final = read_csv(run_dir / "search_log.csv")[-1]
     results = {
-        "stage": "search", "algo": cfg.search.algo, "dataset": cfg.data.dataset,
+        "stage": "search", "algo": cfg.search.algo, "space": cfg.search.space,
+        "dataset": cfg.data.dataset,
         "genotype": last["genotype"], "rule": cfg.search.rule,
         "val_acc": float(final["val_acc"]), "val_loss": float(final["val_loss"]),
+        **{k: float(final[k]) for k in ("nb101_test_error", "nb101_regret") if k in final},
         "cost": {"seconds": state["elapsed"], "epochs": int(final["epoch"]) + 1,
                  "examples_seen": state["seen"], "train_examples": state["train_examples"],
                  "proxy": cfg.data.proxy, "selection": _read_json(run_dir / "proxy.json")},
@@ -270,13 +380,14 @@ def finish_search(run_dir: Path) -> dict:
     return results
 
 
-def resume_search(run_dir: str | Path) -> dict:
-    """Continue a killed search from its last checkpoint with its saved config."""
+def resume_search(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Continue a killed search from its last checkpoint with its saved config; ``overrides``
+    may lower the learning rate (:func:`nasforge.runtime.resume_config`)."""
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = resume_config(run_dir, overrides)
     ckpt = run_dir / CHECKPOINT
     if has_checkpoint(ckpt) and load_checkpoint(ckpt)["epoch"] + 1 >= cfg.search.epochs:
-        return finish_search(run_dir)
+        return setup(cfg.run.device).main_only(lambda: finish_search(run_dir))
     return run_search(cfg, run_dir, resume=True)
 
 
@@ -290,6 +401,9 @@ def read_strengths(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise NasforgeError(f"no strengths.json in {run_dir}; is it a finished search run?")
     data = json.loads(path.read_text())
+    if "normal" not in data:
+        raise NasforgeError(f"{run_dir} searched a NAS-Bench-1shot1 space; its architecture "
+                            "is in genotype.txt (derivation rules apply to DARTS cells)")
     data["normal"], data["reduce"] = (torch.tensor(data[c]) for c in ("normal", "reduce"))
     return data
 

@@ -59,6 +59,8 @@ class PartialChannelMixedOp(MixedOp):
         bypass = x[:, part:]
         if self.bypass_pool is not None:
             bypass = self.bypass_pool(bypass)
+        if processed is None:  # only ops with a zero output (none) are held
+            processed = bypass.new_zeros(bypass.shape[0], part, *bypass.shape[2:])
         # β̂ of the edge when the weights are softmax(α)·β̂; 1 for plain softmax rows
         bypass = weights.sum() * bypass
         return channel_shuffle(torch.cat([processed, bypass], dim=1), self.k)
@@ -104,9 +106,16 @@ def edge_weights(betas: Tensor, nodes: int) -> Tensor:
 class PCDARTS(DARTS):
     """First-order DARTS on a partial-channel super-network with edge normalisation."""
 
-    def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
         if cfg.order != "first":
-            raise NasforgeError("pcdarts is first order: set search.order=first")
+            raise NasforgeError("pcdarts is first order only: set search.order=first; got "
+                                f"search.order={cfg.order}")
+        if cfg.channels % cfg.partial_k:
+            raise NasforgeError(f"pcdarts needs search.channels divisible by search.partial_k="
+                                f"{cfg.partial_k}; got search.channels={cfg.channels}")
+
+    def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
         use_partial_channels(network, cfg.partial_k)
         self.betas = nn.ParameterDict(

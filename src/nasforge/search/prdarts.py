@@ -101,9 +101,12 @@ class PRDARTS(SearchStrategy):
 
     sparse = True
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        cls.require_first_order(cfg, "prdarts")
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        self.require_first_order(cfg, "prdarts")
         self.alphas = self.random_alphas(cfg.arch_init_std)
         self.k = min(cfg.keep_ops, len(self.primitives))
         self.tau = float(cfg.tau_max)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasforge.config import SearchConfig
+from nasforge.distributed import current
 from nasforge.search.base import CELL_TYPES, STRATEGIES, StepContext
 from nasforge.search.darts import DARTS
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -66,9 +67,11 @@ def pgd_linf(network: SearchNetwork, clean: Weights, batch: tuple, eps: float, s
     """SDARTS-ADV's L∞ PGD on the cross-entropy of ``batch``; returns detached weights.
 
     The network runs in eval mode during the attack (its mode is restored afterwards). The
-    network's parameter gradients are not touched.
+    network's parameter gradients are not touched. Data-parallel, the attack's gradients and
+    losses are averaged over the ranks' parts of ``batch``, so every rank finds the same w.
     """
     x, y = batch
+    dist = current()
     masks = masks or {}
     step = 2 * eps / steps
 
@@ -84,16 +87,16 @@ def pgd_linf(network: SearchNetwork, clean: Weights, batch: tuple, eps: float, s
     network.eval()
     try:
         with torch.no_grad():
-            loss_clean = loss_of(clean)
+            loss_clean = dist.average_([loss_of(clean)], len(y))[0]
         w = {k: clip_to_simplex(v + uniform_noise(v, eps), masks.get(k))
              for k, v in clean.items()}
         for _ in range(steps):
             w = {k: v.detach().requires_grad_(True) for k, v in w.items()}
-            grads = torch.autograd.grad(loss_of(w), list(w.values()))
+            grads = dist.average_(torch.autograd.grad(loss_of(w), list(w.values())), len(y))
             w = project({k: v.detach() + step * g.sign()
                          for (k, v), g in zip(w.items(), grads, strict=True)})
         with torch.no_grad():
-            loss_adv = loss_of(w)
+            loss_adv = dist.average_([loss_of(w)], len(y))[0]
     finally:
         network.train(was_training)
     return dict(clean) if loss_adv < loss_clean else w

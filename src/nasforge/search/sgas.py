@@ -80,8 +80,11 @@ class SGAS(DARTS):
 
     sparse = True
 
+    @classmethod
+    def validate(cls, cfg: SearchConfig) -> None:
+        cls.require_first_order(cfg, "sgas")
+
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
-        self.require_first_order(cfg, "sgas")
         super().__init__(network, cfg)
         if not any(p != "none" for p in self.primitives):
             raise NasforgeError("sgas needs an op other than 'none'")

@@ -82,6 +82,8 @@ class FrameBatches:
     and int64 labels. No augmentation: the thesis applies it to static data only.
     """
 
+    batch_dims = (1, 0)  # where a data-parallel rank cuts its part of (frames, labels)
+
     def __init__(self, split: DVSSplit, batch_size: int, *, device: str | torch.device = "cpu",
                  indices: torch.Tensor | None = None, shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False) -> None:

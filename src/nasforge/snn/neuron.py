@@ -37,6 +37,22 @@ def _backend_kwargs(device: torch.device | str | None) -> dict[str, str]:
     return {"backend": "cupy" if on_cuda and has_cupy else "torch"}
 
 
+def neuron_implementation(device: torch.device | str) -> str:
+    """The kernel PLIF layers run with on ``device``, as SpikingJelly reports it.
+
+    SpikingJelly 2.x picks the fastest one available by itself: on CUDA its compiled CUDA
+    extension, else its Triton kernel, else the PyTorch reference (the environment variable
+    ``SJ_PLIF_CUDA_IMPLEMENTATION=cuda|triton|torch`` forces one); on CPU the reference.
+    Older releases take a ``backend`` argument instead (see ``_backend_kwargs``).
+    """
+    device = torch.device(device)
+    try:
+        from spikingjelly.activation_based.functional import neuron_implementation as query
+    except ImportError:
+        return _backend_kwargs(device).get("backend", "torch")
+    return str(query("plif", device)["implementation"])
+
+
 NEURON_KINDS = ("plif", "relu")
 _KIND: contextvars.ContextVar[str] = contextvars.ContextVar("nasforge_neuron", default="plif")
 

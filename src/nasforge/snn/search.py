@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nasforge.checkpoint import atomic_write_json, atomic_write_text
+from nasforge.checkpoint import atomic_write_json, atomic_write_text, kill_point
 from nasforge.config import (
     Config,
     _read_yaml,
@@ -91,10 +91,6 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     s = cfg.snn
     for lam in s.lams:
         check_lam(lam)
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     device = pick_device(cfg.run.device)
     dtype = amp_dtype(device, cfg.run.amp)
     model, meta = load_supernet(supernet_dir, device)
@@ -113,11 +109,17 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=spec["timesteps"],
                          upscale=cfg.data.upscale)
     val_idx = read_index_file(supernet_dir / "val.txt", len(data.train))
+    # Only now, with the super-network, λ values and data checked, is ``out`` written.
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
     val = snn_batches(data, data.train, s.eval_batch_size, device=device, indices=val_idx,
                       shuffle=False)
     convention = meta["convention"]
 
     def evaluate(arch: Arch) -> tuple[float, float]:
+        kill_point("snn-evaluate")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
         path = list(arch)
         stats = evaluate_rates(model, val, forward=lambda x, _step: model(x, path),
                                loss_kind=s.loss, dtype=dtype,

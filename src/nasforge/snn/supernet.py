@@ -22,14 +22,17 @@ from tqdm.auto import tqdm
 from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import read_index_file, write_index_file
+from nasforge.distributed import setup
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
+    LossWatch,
     amp_dtype,
     check_finite,
-    load_run_config,
-    pick_device,
+    lower_lr_hint,
     prepare_run_dir,
+    read_csv,
+    resume_config,
     seed_everything,
     write_results,
 )
@@ -92,18 +95,26 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
     """Train the super-network into run directory ``out``; returns its ``results.json``."""
     out = Path(out)
     s = cfg.snn
-    if not resume:
-        prepare_run_dir(out, cfg, force=force)
-    device = pick_device(cfg.run.device)
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed)
+    # Checked before the run directory exists, so a bad input leaves nothing behind.
+    from nasforge.snn.blocks import BLOCKS
+
+    for name in s.blocks:
+        BLOCKS.get(name)
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
                          upscale=cfg.data.upscale)
+    if cfg.data.proxy:
+        read_index_file(cfg.data.proxy, len(data.train))
+    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
+    if not resume:
+        dist.main_only(lambda: prepare_run_dir(out, cfg, force=force))
+    device = dist.device
+    dtype = amp_dtype(device, cfg.run.amp)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
     if resume and (out / "val.txt").exists():
         train_idx = read_index_file(out / "train.txt", len(data.train))
         val_idx = read_index_file(out / "val.txt", len(data.train))
     else:
-        train_idx, val_idx = split_indices(cfg, data, out)
+        train_idx, val_idx = dist.main_only(lambda: split_indices(cfg, data, out))
     augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
     train_batches = snn_batches(data, data.train, s.batch_size, device=device,
                                 indices=train_idx, seed=cfg.run.seed, augment=augment)
@@ -122,43 +133,72 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this super-network run")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
+            group["lr"] = s.lr
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start, elapsed, n_avg = state["epoch"] + 1, state["elapsed"], state["n_avg"]
-    log = CsvLog(out / "supernet_log.csv", resume_after=start - 1 if resume else None)
+
+    def replicas() -> dict:  # what must be identical on every data-parallel rank
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "start": start, "n_avg": n_avg}
+
+    dist.check_replicas("snn-supernet", replicas(), "the start")
+    log = None
+    if dist.is_main:
+        log = CsvLog(out / "supernet_log.csv", resume_after=start - 1 if resume else None,
+                     tensorboard=True)
 
     length = model.num_tbd
-    bar = tqdm(total=(s.epochs - start) * len(train_batches), desc="snn supernet",
-               unit="step", disable=not cfg.run.progress)
+    bar = tqdm(total=(s.epochs - start) * dist.steps(train_batches), desc="snn supernet",
+               unit="step", disable=not cfg.run.progress or not dist.is_main)
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
         rng = path_sampler(s.blocks, length, cfg.run.seed, epoch)
         paths = [sample_path(rng, s.blocks, length) for _ in range(len(train_batches))]
+        watch = LossWatch(device)
         train = train_epoch(model, train_batches, optimizer, epoch,
                             forward=lambda x, step, paths=paths: model(x, paths[step]),
                             loss_kind=s.loss, dtype=dtype, scaler=scaler,
                             count=None if s.neuron == "relu" else s.convention,
                             timesteps=spec["timesteps"],
-                            on_step=bar.update)
-        check_finite(torch.tensor(train.loss), f"super-network epoch {epoch}", ckpt_path)
+                            on_step=bar.update, dist=dist, watch=watch)
+        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
+            f"nasforge snn supernet --resume {out}", "snn.lr", s.lr))
+        check_finite(train.loss, watch=watch, **nan_guard)  # nothing of this epoch is saved
         # Validation: one uniformly drawn path per batch, i.e. a random architecture's accuracy.
         vrng = path_sampler(s.blocks, length, cfg.run.seed + 1, epoch)
         vpaths = [sample_path(vrng, s.blocks, length) for _ in range(len(val_batches))]
+        dist.average_buffers(model)  # BN running statistics
         val = evaluate_rates(model, val_batches, loss_kind=s.loss, dtype=dtype,
-                             forward=lambda x, step, vpaths=vpaths: model(x, vpaths[step]))
+                             forward=lambda x, step, vpaths=vpaths: model(x, vpaths[step]),
+                             dist=dist)
+        check_finite(val.loss, what="validation loss", **nan_guard)
         elapsed += time.perf_counter() - t0
         n_avg = train.spikes
         bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
+        dist.check_replicas("snn-supernet", replicas(), f"epoch {epoch}")
+        if not dist.is_main:
+            continue
         log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
                    "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
                    "seconds": elapsed})
         save_checkpoint({"kind": KIND, "spec": spec, "epoch": epoch, "epochs": s.epochs,
                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed},
+                         "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed,
+                         "scaler": None if scaler is None else scaler.state_dict()},
                         ckpt_path)
     bar.close()
-    state = load_checkpoint(ckpt_path)
-    rows = log.read()
+    return dist.main_only(lambda: _finish(out, data, spec, s.epochs, train_idx, val_idx, model))
+
+
+def _finish(out: Path, data: SNNData, spec: dict[str, Any], epochs: int,
+            train_idx: torch.Tensor, val_idx: torch.Tensor, model: SNNSuperNet) -> dict:
+    """Write ``results.json`` from the last checkpoint and log; returns the results."""
+    state = load_checkpoint(out / CHECKPOINT)
+    rows = read_csv(out / "supernet_log.csv")
     results = {"stage": "snn-supernet", "dataset": data.name, "spec": spec,
-               "epochs": s.epochs, "n_avg": state["n_avg"], "convention": state["convention"],
+               "epochs": epochs, "n_avg": state["n_avg"], "convention": state["convention"],
                "val_acc_random_path": float(rows[-1]["val_acc"]) if rows else None,
                "train_examples": len(train_idx), "val_examples": len(val_idx),
                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
@@ -167,10 +207,11 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
     return results
 
 
-def resume_supernet(run_dir: str | Path) -> dict:
-    """Continue a killed super-network run from its last checkpoint."""
+def resume_supernet(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Continue a killed super-network run from its last checkpoint; ``overrides`` may
+    lower the learning rate (:func:`nasforge.runtime.resume_config`)."""
     run_dir = Path(run_dir)
-    return run_supernet(load_run_config(run_dir), run_dir, resume=True)
+    return run_supernet(resume_config(run_dir, overrides), run_dir, resume=True)
 
 
 def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu"

@@ -22,11 +22,13 @@ from nasforge.config import Config
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
+    LossWatch,
     amp_dtype,
     check_finite,
-    load_run_config,
+    lower_lr_hint,
     pick_device,
     prepare_run_dir,
+    resume_config,
     seed_everything,
     write_results,
 )
@@ -97,7 +99,7 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
                          upscale=cfg.data.upscale)
     spec = network_spec(cfg, data)
-    seed_everything(cfg.run.seed)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
     model = build_network(spec).to(device)  # a bad arch fails before the run dir exists
     if not resume:
         prepare_run_dir(out, cfg, force=force)
@@ -119,24 +121,35 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
+            group["lr"] = s.lr
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start, elapsed = state["epoch"] + 1, state["elapsed"]
-    log = CsvLog(out / "train_log.csv", resume_after=start - 1 if resume else None)
+    log = CsvLog(out / "train_log.csv", resume_after=start - 1 if resume else None,
+                 tensorboard=True)
     forward = lambda x, _step: model(x)  # noqa: E731
     bar = tqdm(total=(s.epochs - start) * len(train_batches), unit="step",
                desc=f"snn train {network_label(spec)}", disable=not cfg.run.progress)
     for epoch in range(start, s.epochs):
         t0 = time.perf_counter()
+        watch = LossWatch(device)
         train = train_epoch(model, train_batches, optimizer, epoch, forward=forward,
-                            loss_kind=s.loss, dtype=dtype, scaler=scaler, on_step=bar.update)
-        check_finite(torch.tensor(train.loss), f"snn train epoch {epoch}", ckpt_path)
+                            loss_kind=s.loss, dtype=dtype, scaler=scaler, on_step=bar.update,
+                            watch=watch)
+        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
+            f"nasforge snn train --resume {out}", "snn.lr", s.lr))
+        check_finite(train.loss, watch=watch, **nan_guard)  # nothing of this epoch is saved
         val = evaluate_rates(model, eval_batches, forward=forward, loss_kind=s.loss,
                              dtype=dtype)
+        check_finite(val.loss, what="validation loss", **nan_guard)
         elapsed += time.perf_counter() - t0
         bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
         log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
                    "val_loss": val.loss, "val_acc": val.acc, "seconds": elapsed})
         save_checkpoint({"kind": "snn-train", "spec": spec, "epoch": epoch,
                          "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": None if scaler is None else scaler.state_dict(),
                          "elapsed": elapsed}, ckpt_path)
     bar.close()
     state = load_checkpoint(ckpt_path)
@@ -159,10 +172,15 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
     return results
 
 
-def resume_snn_train(run_dir: str | Path) -> dict:
-    """Continue a killed ``snn train`` run from its last checkpoint."""
+def resume_snn_train(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Continue a killed ``snn train`` run from its last checkpoint; ``overrides`` may lower
+    the learning rate (:func:`nasforge.runtime.resume_config`)."""
     run_dir = Path(run_dir)
-    return run_snn_train(load_run_config(run_dir), run_dir, resume=True)
+    cfg = resume_config(run_dir, overrides)
+    if not (cfg.snn.arch or cfg.snn.model):
+        raise NasforgeError(f"{run_dir} is not an `snn train` run (its config names neither "
+                            "snn.arch nor snn.model); resume a directory `snn train` created")
+    return run_snn_train(cfg, run_dir, resume=True)
 
 
 def load_snn_model(run_dir: str | Path, device: str | torch.device = "cpu") -> nn.Module:

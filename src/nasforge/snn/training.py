@@ -4,6 +4,8 @@ The super-network, retraining and the quality study all train with Adam on the v
 layer's firing rates (§5.4.1) and reset every neuron after each batch; only what runs
 forward differs (a sampled path, or a fixed network), so it is passed in as ``forward``.
 Losses, accuracies and spike counts accumulate on the device and are read once per epoch.
+With a data-parallel ``dist`` each rank runs its part of every batch, gradients are averaged
+before each step and the epoch's sums are added up over the ranks.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasforge.distributed import Dist
 from nasforge.errors import NasforgeError
-from nasforge.runtime import autocast
+from nasforge.runtime import LossWatch, autocast
 from nasforge.snn.neuron import reset_net
 from nasforge.snn.spikes import spike_counter
 
@@ -46,8 +49,14 @@ class EpochStats:
     rates: dict[str, float] | None = None
 
 
-def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps: int
-           ) -> EpochStats:
+def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps: int,
+           dist: Dist) -> EpochStats:
+    loss, correct = dist.sum_([loss, correct.double()])
+    (n,) = (int(v) for v in dist.sum_counts(n))
+    if counter is not None and dist.enabled:
+        dist.sum_(counter.sums.values())
+        (images,) = dist.sum_counts(counter.images)
+        counter.images = int(images)
     stats = EpochStats(float(loss) / max(n, 1), 100.0 * float(correct) / max(n, 1), n)
     if counter is not None:
         spikes = counter.result(timesteps)
@@ -59,29 +68,36 @@ def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps
 def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer, epoch: int, *,
                 forward: Forward, loss_kind: str = "mse", dtype: torch.dtype | None = None,
                 scaler: torch.amp.GradScaler | None = None, count: str | None = None,
-                timesteps: int = 1, on_step: Callable[[], None] | None = None) -> EpochStats:
+                timesteps: int = 1, on_step: Callable[[], None] | None = None,
+                dist: Dist | None = None, watch: LossWatch | None = None) -> EpochStats:
     """One epoch of ``forward`` + rate loss + optimizer step, neurons reset after each batch.
 
     ``count`` (a spike convention) also tallies spikes per image over the epoch, which is
-    how the super-network measures N_avg on the paths it samples.
+    how the super-network measures N_avg on the paths it samples. ``forward`` gets the global
+    batch number as ``step`` (the same on every data-parallel rank).
     """
+    dist = dist or Dist()
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     n = 0
     with spike_counter(model, count) if count else contextlib.nullcontext() as counter:
-        for step, (x, y) in enumerate(batches.epoch(epoch)):
+        for step, (x, y) in dist.enumerate_shards(batches, epoch):
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, dtype):
                 rates = forward(x, step).float()
                 loss = rate_loss(rates, y, loss_kind)
+            if watch is not None:  # where a NaN appeared, without a host sync
+                watch.update(loss)
             if scaler is not None:
                 scaler.scale(loss).backward()
+                dist.average_grads(model.parameters(), len(y))
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 loss.backward()
+                dist.average_grads(model.parameters(), len(y))
                 optimizer.step()
             reset_net(model)
             loss_sum += loss.detach() * len(y)
@@ -89,14 +105,16 @@ def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer, epo
             n += len(y)
             if on_step is not None:
                 on_step()
-    return _stats(loss_sum, correct, n, counter, timesteps)
+    return _stats(loss_sum, correct, n, counter, timesteps, dist)
 
 
 @torch.no_grad()
 def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: str = "mse",
                    dtype: torch.dtype | None = None, count: str | None = None,
-                   timesteps: int = 1) -> EpochStats:
-    """Loss, accuracy (%) and optionally spikes per image over ``batches`` in eval mode."""
+                   timesteps: int = 1, dist: Dist | None = None) -> EpochStats:
+    """Loss, accuracy (%) and optionally spikes per image over ``batches`` in eval mode
+    (data-parallel: each rank evaluates its part of every batch)."""
+    dist = dist or Dist()
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -104,14 +122,14 @@ def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: st
     n = 0
     reset_net(model)
     with spike_counter(model, count) if count else contextlib.nullcontext() as counter:
-        for step, (x, y) in enumerate(batches.epoch(0)):
+        for step, (x, y) in dist.enumerate_shards(batches, 0, train=False):
             with autocast(device, dtype):
                 rates = forward(x, step).float()
             loss_sum += rate_loss(rates, y, loss_kind) * len(y)
             correct += (rates.argmax(1) == y).sum()
             n += len(y)
             reset_net(model)
-    return _stats(loss_sum, correct, n, counter, timesteps)
+    return _stats(loss_sum, correct, n, counter, timesteps, dist)
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]

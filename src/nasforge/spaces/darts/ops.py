@@ -59,6 +59,10 @@ class SepConv(nn.Sequential):
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
+    def forward(self, x: Tensor, activated: bool = False) -> Tensor:
+        """``activated``: ``x`` is already ReLU-ed (a mixed op shares one ReLU)."""
+        return _sequential_after_relu(self, x) if activated else super().forward(x)
+
 
 class DilConv(nn.Sequential):
     """ReLU, depthwise dilated k×k conv, pointwise 1×1, BN: a wide receptive field cheaply."""
@@ -80,6 +84,19 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(C_out, affine=affine),
         )
 
+    def forward(self, x: Tensor, activated: bool = False) -> Tensor:
+        """``activated``: ``x`` is already ReLU-ed (a mixed op shares one ReLU)."""
+        return _sequential_after_relu(self, x) if activated else super().forward(x)
+
+
+def _sequential_after_relu(seq: nn.Sequential, x: Tensor) -> Tensor:
+    """A ReLU-first sequence applied to an input that is already ReLU-ed: skip the ReLU."""
+    modules = iter(seq)
+    next(modules)
+    for module in modules:
+        x = module(x)
+    return x
+
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution without discarding every other pixel.
@@ -98,8 +115,10 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(x)
+    def forward(self, x: Tensor, activated: bool = False) -> Tensor:
+        """``activated``: ``x`` is already ReLU-ed (a mixed op shares one ReLU)."""
+        if not activated:
+            x = self.relu(x)
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
@@ -124,6 +143,12 @@ class Noise(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.randn_like(x[..., :: self.stride, :: self.stride])
+
+
+def starts_with_relu(op: nn.Module) -> bool:
+    """True for the ops whose first step is a ReLU of their input (convs, factorized skip):
+    ``op(relu(x), activated=True)`` then equals ``op(x)``, so a mixed op can share one ReLU."""
+    return isinstance(op, (SepConv, DilConv, FactorizedReduce))
 
 
 def _skip(C: int, stride: int, affine: bool) -> nn.Module:

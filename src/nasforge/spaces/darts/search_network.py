@@ -15,7 +15,14 @@ from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts.genotype import PRIMITIVES, cell_edges
-from nasforge.spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN, build_op
+from nasforge.spaces.darts.ops import (
+    OPS,
+    FactorizedReduce,
+    ReLUConvBN,
+    Zero,
+    build_op,
+    starts_with_relu,
+)
 
 
 def reduction_layers(layers: int) -> tuple[int, int]:
@@ -36,7 +43,14 @@ def check_positive(name: str, value: int) -> None:
 
 
 class MixedOp(nn.Module):
-    """One edge of the super-network: the weighted sum of all candidate ops."""
+    """One edge of the super-network: the weighted sum of all candidate ops.
+
+    Computed without work that cannot change the result: the ops that begin with a ReLU of
+    the input (separable/dilated convs, the factorized skip) share one ReLU, and when all
+    ops run the ``none`` op is skipped (its term is exactly zero, and so is its weight's
+    gradient). When only ``active`` ops run (sparse strategies) a sampled ``none`` is still
+    computed: it may be all that connects the architecture parameters to the loss.
+    """
 
     def __init__(self, C: int, stride: int, primitives: Sequence[str],
                  allowed: Sequence[int] | None = None) -> None:
@@ -51,6 +65,10 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             self.ops.append(op)
         self._slot = {k: i for i, k in enumerate(self.allowed)}
+        # what each held op reads: nothing (none: a zero term), the shared ReLU, or the input
+        self._kind = {k: "zero" if isinstance(self.ops[i], Zero) else
+                      "relu" if starts_with_relu(self.ops[i]) else "raw"
+                      for k, i in self._slot.items()}
 
     def forward(self, x: Tensor, weights: Tensor, active: Sequence[int] | None = None
                 ) -> Tensor | None:
@@ -59,12 +77,20 @@ class MixedOp(nn.Module):
         None when no held op is active (the cell then skips the edge).
         """
         out = None
+        relu_x = None
         ws = weights.unbind(0)
         for k in self.allowed if active is None else active:
-            if k not in self._slot:
-                continue  # an op this edge does not hold
-            term = ws[k] * self.ops[self._slot[k]](x)
-            out = term if out is None else out + term
+            kind = self._kind.get(k)  # None: an op this edge does not hold
+            if kind is None or (kind == "zero" and active is None):
+                continue
+            op = self.ops[self._slot[k]]
+            if kind == "relu":
+                if relu_x is None:
+                    relu_x = torch.relu(x)
+                y = op(relu_x, activated=True)
+            else:
+                y = op(x)
+            out = ws[k] * y if out is None else out + ws[k] * y
         return out
 
 
@@ -219,9 +245,11 @@ class SearchNetwork(nn.Module):
 
     @staticmethod
     def active_ops(weights: dict[str, Tensor]) -> dict[str, list[list[int]]]:
-        """Per cell type and edge, the ops with a non-zero weight (one host read per type)."""
-        return {kind: [[k for k, on in enumerate(row) if on] for row in (w != 0).tolist()]
-                for kind, w in weights.items()}
+        """Per cell type and edge, the ops with a non-zero weight (one host read in all)."""
+        kinds = list(weights)
+        nonzero = torch.stack([weights[kind] != 0 for kind in kinds]).tolist()
+        return {kind: [[k for k, on in enumerate(row) if on] for row in rows]
+                for kind, rows in zip(kinds, nonzero, strict=True)}
 
     def _check_weights(self, weights: dict[str, Tensor]) -> None:
         for key in ("normal", "reduce"):

@@ -1,0 +1,73 @@
+"""Run an AutoSNN network one time step at a time: the authors' structure, as a baseline.
+
+nasforge's SNN blocks are multi-step: a convolution or batch norm runs once over all T·N
+images of a ``[T, N, ...]`` tensor and a neuron layer runs its whole time loop in one call
+(SpikingJelly's fused multi-step kernel). The authors' code (SpikingJelly's older
+single-step style) instead loops over t and runs the whole network on one time step at a
+time, every layer called T times. :func:`single_step_forward` does the latter with the
+*same modules and weights*: every convolution/BN/pool is applied to ``[N, ...]`` and every
+neuron advances one step (``single_step_forward``), so both formulations can be timed on
+one network. In eval mode they compute the same rates; in train mode batch norm takes its
+statistics per time step here (over N) instead of over T·N.
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based.layer import SeqToANNContainer
+from torch import nn
+
+from nasforge.snn.backbone import GlobalPool, Head, SpikePool, Stem
+from nasforge.snn.blocks import SCB, SIB, SRB, Skip
+from nasforge.snn.neuron import is_neuron
+
+
+def step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module`` applied to one time step ``x`` ([N, ...]); neurons advance one step."""
+    if is_neuron(module):
+        return module.single_step_forward(x)
+    if isinstance(module, SeqToANNContainer):
+        return nn.Sequential.forward(module, x)  # the wrapped layers, on [N, ...]
+    if isinstance(module, nn.Sequential):
+        for child in module:
+            x = step(child, x)
+        return x
+    if isinstance(module, (SCB, Skip)):
+        return step(module.body, x)
+    if isinstance(module, SRB):
+        return step(module.out, step(module.body, x) + step(module.shortcut, x))
+    if isinstance(module, SIB):
+        y = step(module.body, x)
+        return step(module.out, y + x if module.residual else y)
+    if isinstance(module, SpikePool):
+        return step(module.pool, x)
+    if isinstance(module, GlobalPool):
+        return step(module.neuron, step(module.pool, x))
+    if isinstance(module, Head):
+        s = step(module.neuron, step(module.fc, x.flatten(1)))
+        return module.vote(s.unsqueeze(1)).squeeze(1)
+    if isinstance(module, (nn.Identity, nn.ReLU)):
+        return module(x)
+    raise TypeError(f"no single-step rule for {type(module).__name__}")
+
+
+def _stem_step(stem: Stem, x: torch.Tensor) -> torch.Tensor:
+    """The stem on one step of a static image: conv + BN recomputed at every t."""
+    return step(stem.extra, step(stem.neuron, stem.bn(stem.conv(x))))
+
+
+def single_step_forward(model: nn.Module, x: torch.Tensor, path: list[str] | None = None
+                        ) -> torch.Tensor:
+    """Firing rates [N, classes] of ``model`` (SNNBackbone, or SNNSuperNet with ``path``)
+    on static images ``x`` [N, C, H, W], computed by a loop over the T time steps."""
+    outputs = []
+    for _ in range(model.timesteps):
+        y = _stem_step(model.stem, x)
+        pos = 0
+        for i, layer in enumerate(model.body):
+            if isinstance(layer, nn.ModuleDict):
+                layer = layer[path[pos]]
+            y = step(layer, y)
+            pos += i in model.tbd_index
+        outputs.append(step(model.head, step(model.gap, y)))
+    return torch.stack(outputs).mean(0)

@@ -1,0 +1,62 @@
+"""GDAS in the NAS-Bench-1shot1 spaces (as NAS-Bench-1shot1's GDAS network).
+
+Per forward pass one Gumbel draw per choice, from a private stream (see
+:class:`~nasforge.search.gdas.GDAS`): the op of every block is a hard straight-through
+one-hot (only the drawn op runs), while the parents (α_in) and the output (α_out) get the
+*soft* Gumbel-softmax sample softmax((log_softmax(α) + g)/τ) — NAS-Bench-1shot1 found that
+hard samples there made gradients explode. τ falls linearly from ``tau_max`` to ``tau_min``.
+The validation pass uses the argmax op of each block and softmax(α) for the rest;
+strengths are softmax(α), which the NAS-Bench-1shot1 discretisation ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nasforge.config import SearchConfig
+from nasforge.search.base import SearchStrategy
+from nasforge.search.btnas import seeded_rng
+from nasforge.search.gdas import GDAS, gumbel_hard, gumbel_noise
+from nasforge.search.oneshot import ONESHOT_STRATEGIES, assemble, choice_alphas, softmax_weights
+from nasforge.spaces.nb101.network import OneShotNetwork
+
+
+@ONESHOT_STRATEGIES.register("gdas")
+class OneShotGDAS(GDAS):
+    def __init__(self, network: OneShotNetwork, cfg: SearchConfig) -> None:
+        SearchStrategy.__init__(self, network, cfg)
+        self.space = network.space
+        self.alphas = choice_alphas(self.space, cfg.arch_init_std)
+        self.tau = float(cfg.tau_max)
+        self.seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.draws = 0
+
+    def sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One draw for every choice: (weights, probabilities); advances the stream."""
+        a = self.alphas
+        with seeded_rng(self.seed + self.draws, a["ops"].device):
+            while True:
+                noise = {k: gumbel_noise(v) for k, v in a.items()}
+                h, p, _ = gumbel_hard(a["ops"], self.tau, noise["ops"])
+                soft = {k: F.softmax((F.log_softmax(v, dim=-1) + noise[k]) / self.tau, dim=-1)
+                        for k, v in a.items() if k != "ops"}
+                parts = [noise[k] for k in noise] + [p, *soft.values()]
+                if all(bool(torch.isfinite(t).all()) for t in parts):
+                    break
+        self.draws += 1
+        inputs = {v: soft[f"in{v}"] for v in self.space.choice_vertices()}
+        return (assemble(self.space, h, soft["output"], inputs),
+                assemble(self.space, p, soft["output"], inputs))
+
+    def eval_weights(self) -> dict[str, Tensor]:
+        with torch.no_grad():
+            w = softmax_weights(self.space, self.alphas)
+            w["ops"] = F.one_hot(self.alphas["ops"].argmax(-1), w["ops"].shape[-1]).to(
+                w["ops"].dtype)
+            return w
+
+    def strengths(self) -> dict[str, Tensor]:
+        with torch.no_grad():
+            return {k: v.float().cpu() for k, v in softmax_weights(self.space, self.alphas).items()}
