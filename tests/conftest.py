@@ -92,3 +92,41 @@ def assert_resume_matches(tmp_path: Path, sets: list[str], epochs: int = 2) -> N
         return [r.rsplit(",", 1)[0] for r in (run / "search_log.csv").read_text().splitlines()]
 
     assert rows(part) == rows(full)
+
+
+def assert_same_state(x, y, where: str = "", skip=lambda key: False) -> None:
+    """Nested checkpoint contents equal bit for bit; dict keys for which ``skip(key)`` is
+    true (wall-clock fields) are not compared."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        assert x.keys() == y.keys(), where
+        for key in x:
+            if not skip(str(key)):
+                assert_same_state(x[key], y[key], f"{where}.{key}", skip)
+    elif isinstance(x, list | tuple):
+        assert len(x) == len(y), where
+        for i, (u, v) in enumerate(zip(x, y, strict=True)):
+            assert_same_state(u, v, f"{where}[{i}]", skip)
+    elif isinstance(x, torch.Tensor):
+        assert x.dtype == y.dtype and torch.equal(x, y), where
+    elif isinstance(x, np.ndarray):
+        assert np.array_equal(x, y), where
+    else:
+        assert x == y, where
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, one_thread) -> Path:
+    """One thread, proxy files of 64 and 256 digits, and the tests' ResNet-8 registered as
+    an auxiliary model (as tests/proxy do), for the kill and determinism tests."""
+    from nasforge.proxy.models import AUX_MODELS, cifar_resnet
+
+    root = tmp_path_factory.mktemp("work")
+    (root / "proxy64.txt").write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
+    (root / "proxy256.txt").write_text("".join(f"{i}\n" for i in range(0, 1258, 4)[:256]))
+    added = "resnet8" not in AUX_MODELS
+    AUX_MODELS._entries.setdefault("resnet8", lambda k, c: cifar_resnet(8, k, c))
+    yield root
+    if added:
+        AUX_MODELS._entries.pop("resnet8", None)

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_SEARCH, TINY_TRAIN
+from conftest import TINY_SEARCH, TINY_TRAIN, assert_same_state
 from nasforge.cli import main
-from nasforge.proxy.models import AUX_MODELS, cifar_resnet
 
 SKIPPED_SUFFIXES = {".png", ".html", ".pdf", ".svg", ".prev", ".corrupt", ".log"}
 SKIPPED_DIRS = {"tb", "report"}
@@ -41,24 +40,6 @@ def _clean(obj, roots: list[str]):
             obj = obj.replace(root, "ROOT")
         return obj
     return obj
-
-
-def _equal_state(x, y, where: str) -> None:
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), where
-        for key in x:
-            if not _wall_clock(str(key)):
-                _equal_state(x[key], y[key], f"{where}.{key}")
-    elif isinstance(x, list | tuple):
-        assert len(x) == len(y), where
-        for i, (u, v) in enumerate(zip(x, y, strict=True)):
-            _equal_state(u, v, f"{where}[{i}]")
-    elif isinstance(x, torch.Tensor):
-        assert x.dtype == y.dtype and torch.equal(x, y), where
-    elif isinstance(x, np.ndarray):
-        assert np.array_equal(x, y), where
-    else:
-        assert x == y, where
 
 
 def _csv_rows(path: Path) -> list[dict]:
@@ -91,8 +72,8 @@ def assert_same_tree(a: Path, b: Path) -> int:
         elif rel.suffix == ".csv":
             assert _csv_rows(x) == _csv_rows(y), rel
         elif rel.suffix in {".pt", ".pth"}:
-            _equal_state(torch.load(x, weights_only=False), torch.load(y, weights_only=False),
-                         str(rel))
+            assert_same_state(torch.load(x, weights_only=False),
+                              torch.load(y, weights_only=False), str(rel), _wall_clock)
         elif rel.suffix == ".npy":
             assert np.array_equal(np.load(x), np.load(y)), rel
         elif rel.suffix in {".yaml", ".yml"}:
@@ -104,18 +85,6 @@ def assert_same_tree(a: Path, b: Path) -> int:
 
 def sets(values: list[str]) -> list[str]:
     return [part for value in values for part in ("--set", value)]
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory, one_thread) -> Path:
-    root = tmp_path_factory.mktemp("determinism")
-    (root / "proxy64.txt").write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    (root / "proxy256.txt").write_text("".join(f"{i}\n" for i in range(0, 1258, 4)[:256]))
-    added = "resnet8" not in AUX_MODELS
-    AUX_MODELS._entries.setdefault("resnet8", lambda k, c: cifar_resnet(8, k, c))
-    yield root
-    if added:
-        AUX_MODELS._entries.pop("resnet8", None)
 
 
 def twice(tmp_path: Path, argv_for, *, seeds=(0, 0, 1)) -> tuple[Path, Path, Path]:

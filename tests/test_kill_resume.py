@@ -26,14 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from conftest import TINY_SEARCH, TINY_TRAIN
+from conftest import TINY_SEARCH, TINY_TRAIN, assert_same_state
 from nasforge.checkpoint import KILL_ENV, load_checkpoint
 from nasforge.config import load_config
-from nasforge.proxy.models import AUX_MODELS, cifar_resnet
 from nasforge.runtime import read_csv
 
 KILLED = -signal.SIGKILL
@@ -133,27 +130,9 @@ def same_bytes(a: Path, b: Path, *names: str) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def same_state(x, y, where: str = "") -> None:
-    """Checkpoint contents equal bit for bit (wall-clock fields aside)."""
-    if isinstance(x, dict):
-        assert x.keys() == y.keys(), where
-        for key in x:
-            if key not in WALL_CLOCK:
-                same_state(x[key], y[key], f"{where}.{key}")
-    elif isinstance(x, list | tuple):
-        assert len(x) == len(y), where
-        for i, (u, v) in enumerate(zip(x, y, strict=True)):
-            same_state(u, v, f"{where}[{i}]")
-    elif isinstance(x, torch.Tensor):
-        assert x.dtype == y.dtype and torch.equal(x, y), where
-    elif isinstance(x, np.ndarray):
-        assert np.array_equal(x, y), where
-    else:
-        assert x == y, where
-
-
 def same_checkpoint(a: Path, b: Path, name: str = "checkpoint.pt") -> None:
-    same_state(load_checkpoint(a / name), load_checkpoint(b / name), name)
+    assert_same_state(load_checkpoint(a / name), load_checkpoint(b / name), name,
+                      lambda key: key in WALL_CLOCK)
 
 
 def same_search(a: Path, b: Path) -> None:
@@ -168,19 +147,6 @@ def sha(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory, one_thread) -> Path:
-    """Proxy files, the ResNet-8 auxiliary model, one thread (like the subprocesses)."""
-    root = tmp_path_factory.mktemp("kill")
-    (root / "proxy64.txt").write_text("".join(f"{i}\n" for i in range(0, 1152, 18)))
-    (root / "proxy256.txt").write_text("".join(f"{i}\n" for i in range(0, 1258, 4)[:256]))
-    added = "resnet8" not in AUX_MODELS
-    AUX_MODELS._entries.setdefault("resnet8", lambda k, c: cifar_resnet(8, k, c))
-    yield root
-    if added:
-        AUX_MODELS._entries.pop("resnet8", None)
-
 
 def search_sets(work: Path) -> list[str]:
     """SDARTS-RS: its perturbations come from the global RNG, whose saved state is checked."""

@@ -205,3 +205,18 @@ def load_checkpoint(path: str | Path) -> dict:
     print(f"nasforge: warning: checkpoint {path} is {what}{aside}; using the previous good "
           f"one, {prev.name}{at}", file=sys.stderr, flush=True)
     return state
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: str | Path, hint: str) -> None:
+    """``module.load_state_dict(weights)``, with a mismatch (a config edited since the run
+    started) reported as a user error naming the first bad tensor and ``hint``, the settings
+    that shape the module."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith(("size mismatch", "Missing",
+                                                                  "Unexpected"))), lines[-1])
+        raise NasforgeError(f"checkpoint {path} does not fit the network this config builds "
+                            f"({detail.rstrip('.')}); {hint} must keep the values the run "
+                            "started with") from exc

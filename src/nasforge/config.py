@@ -237,6 +237,9 @@ class RunConfig:
                     help="mixed precision on CUDA (auto = bf16 where supported)")
     channels_last: bool = _opt(True, help="channels_last memory format on CUDA")
     progress: bool = _opt(True, help="show progress bars")
+    compile: str = _opt("off", choices=("off", "default", "reduce-overhead", "max-autotune",
+                                        "max-autotune-no-cudagraphs"),
+                        help="torch.compile the network in search and retraining (mode)")
     deterministic: bool = _opt(
         False, help="CUDA: deterministic kernels (use_deterministic_algorithms, cuDNN "
                     "deterministic, no benchmark, CUBLAS_WORKSPACE_CONFIG); CPU needs none")

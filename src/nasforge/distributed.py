@@ -40,7 +40,7 @@ import torch.distributed as tdist
 from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
-from nasforge.runtime import pick_device
+from nasforge.runtime import amp_dtype, pick_device, prepare_run_dir, seed_everything
 
 __all__ = ["DUMP_ENV", "Dist", "StepSync", "current", "launched", "rank_seed", "setup"]
 
@@ -305,6 +305,18 @@ _CURRENT: Dist | None = None
 def current() -> Dist:
     """The process's :class:`Dist` once :func:`setup` joined a group, else a world of one."""
     return _CURRENT if _CURRENT is not None else Dist()
+
+
+def start_run(cfg: Any, run_dir: Path, *, fresh: bool, force: bool = False
+              ) -> tuple[Dist, torch.dtype | None]:
+    """What every training stage does first: join the data-parallel world (or not), create
+    the run directory on rank 0 when ``fresh``, seed every stream. Returns the ``Dist`` and
+    the autocast dtype of ``cfg.run.amp`` on its device."""
+    dist = setup(cfg.run.device)
+    if fresh:
+        dist.main_only(lambda: prepare_run_dir(run_dir, cfg, force=force))
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+    return dist, amp_dtype(dist.device, cfg.run.amp)
 
 
 def setup(device: str = "auto") -> Dist:

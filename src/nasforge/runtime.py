@@ -75,6 +75,15 @@ def set_rng_state(state: dict[str, Any] | torch.Tensor, device: torch.device) ->
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def compile_module(module: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``torch.compile`` ``module`` in place (``run.compile``; ``off`` leaves it eager).
+
+    In place (``nn.Module.compile``), so state-dict keys and checkpoints do not change."""
+    if mode != "off":
+        module.compile(mode=mode)
+    return module
+
+
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """Autocast dtype for ``amp`` on ``device``; CPU runs in float32."""
     if device.type != "cuda" or amp == "fp32":
@@ -135,7 +144,7 @@ def check_finite(loss: torch.Tensor | float, *, epoch: int, run: str | Path,
 
 RESUME_OVERRIDES = ("search.w_lr", "search.w_lr_min", "train.lr", "train.lr_min",
                     "entropy.lr", "snn.lr", "data.root", "run.device", "run.progress",
-                    "run.amp", "run.deterministic")
+                    "run.amp", "run.compile", "run.deterministic")
 """What ``--resume RUN --set KEY=VALUE`` may change; other keys must keep their saved value."""
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, load_dataset, make_batches
 from nasforge.describe import count_parameters
@@ -29,6 +29,7 @@ from nasforge.runtime import (
     amp_dtype,
     autocast,
     check_finite,
+    compile_module,
     load_run_config,
     lower_lr_hint,
     pick_device,
@@ -93,6 +94,7 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     model = build_eval_network(genotype, arch).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    compile_module(model, cfg.run.compile)
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                                 weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
@@ -102,7 +104,8 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
         state = load_checkpoint(ckpt_path)
         if state.get("kind") != "train" or state.get("genotype") != format_genotype(genotype):
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], ckpt_path,
+                     "train.channels, train.layers and train.auxiliary")
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
             scaler.load_state_dict(state["scaler"])

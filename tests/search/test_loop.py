@@ -159,3 +159,23 @@ def test_imagenet_search_reads_jpeg_folders_with_the_three_conv_stem(tmp_path):
     net = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["network"]
     convs = [k for k, v in net.items() if k.startswith("stem") and v.dim() == 4]
     assert convs == ["stem.0.weight", "stem.3.weight", "stem1.1.weight"]  # 3 stride-2 convs
+
+
+def test_run_compile_compiles_the_network_in_place(tmp_path, small_proxy, monkeypatch):
+    """run.compile hands the super-network to torch.compile in place (nn.Module.compile), so
+    checkpoints keep plain keys; 'off' compiles nothing. (Compiling for real takes minutes on
+    a CPU; the call is what is checked here.)"""
+    from torch import nn
+
+    from nasforge.spaces.darts.search_network import SearchNetwork
+
+    calls = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: calls.append((self, kw)))
+    sets = [*TINY_SEARCH, f"data.proxy={small_proxy}", "search.epochs=1"]
+    run_search(load_config(None, [*sets, "run.compile=reduce-overhead"]), tmp_path / "c")
+    assert [(type(m), kw) for m, kw in calls] == [(SearchNetwork, {"mode": "reduce-overhead"})]
+    keys = load_checkpoint(tmp_path / "c" / "checkpoint.pt")["network"].keys()
+    assert not any("_orig_mod" in k for k in keys)
+    calls.clear()
+    run_search(load_config(None, sets), tmp_path / "off")
+    assert calls == []

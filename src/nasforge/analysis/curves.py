@@ -12,6 +12,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nasforge.analysis.figures import save_figure
 from nasforge.runtime import read_csv  # noqa: E402
 
 SPLITS = (("train", "-"), ("val", "--"), ("test", ":"))
@@ -54,8 +55,4 @@ def plot_curves(logs: Mapping[str, str | Path | Sequence[Mapping[str, str]]],
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nasforge.analysis.figures import save_figure
+
 
 def _by_space(rows: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
     """Test accuracies grouped by space, spaces in first-seen order."""
@@ -49,9 +51,4 @@ def plot_quality(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str
         ax_edf.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

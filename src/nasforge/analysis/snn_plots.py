@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch  # noqa: E402
 
+from nasforge.analysis.figures import save_figure
 from nasforge.errors import NasforgeError  # noqa: E402
 
 MIN_MARKER_AREA = 30.0  # points², the smallest marker of the accuracy-vs-spikes plot
@@ -42,11 +43,7 @@ BOX_COLOURS = {
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, tight=False)
 
 
 def _kilo(value: float, _pos: Any = None) -> str:

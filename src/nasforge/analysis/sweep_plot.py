@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from nasforge.analysis.figures import save_figure
+
 
 def _number(text: Any) -> float | None:
     try:
@@ -87,9 +89,4 @@ def plot_sweep(rows: Sequence[dict[str, Any]], keys: Sequence[str], metric: str,
     failed = sum(r.get("status") != "done" for r in rows)
     note = f"{len(rows)} trials" + (f", {failed} failed" if failed else "")
     ax.set_title(f"{title}: {note}" if title else note, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, Split, load_dataset
 from nasforge.data.loader import epoch_seed, normalisation
-from nasforge.distributed import Dist, launched, setup
+from nasforge.distributed import Dist, launched, start_run
 from nasforge.errors import NasforgeError
 from nasforge.proxy.entropy import (
     ForgettingCounter,
@@ -46,14 +46,11 @@ from nasforge.proxy.simclr import ProjectionHead, simclr_epoch
 from nasforge.runtime import (
     CsvLog,
     LossWatch,
-    amp_dtype,
     autocast,
     check_finite,
     lower_lr_hint,
-    prepare_run_dir,
     resume_config,
     rng_state,
-    seed_everything,
     set_rng_state,
     write_results,
 )
@@ -324,12 +321,10 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
             "entropy scoring trains CIFAR-style ResNets on in-memory data sets; "
             f"{cfg.data.dataset} is read from image folders: score it with a model trained "
             "elsewhere and pass its entropy list (index, entropy, label) as proxy.entropy=FILE")
-    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
-    if not resume or not (run_dir / "config.yaml").is_file():
-        dist.main_only(lambda: prepare_run_dir(run_dir, cfg, force=force))
+    # data-parallel under torchrun: docs/distributed.md
+    dist, dtype = start_run(cfg, run_dir, force=force,
+                            fresh=not resume or not (run_dir / "config.yaml").is_file())
     device = dist.device
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
     channels_last = cfg.run.channels_last and device.type == "cuda"
     model = build(data.num_classes, data.channels).to(device)
     if channels_last:
@@ -404,7 +399,7 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
                 state.get("pretrain") != e.pretrain:
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this {e.model} "
                                 f"({e.pretrain}) entropy run")
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], ckpt_path, "entropy.model")
         if head is not None:
             head.load_state_dict(state["head"])
         for name, opt in optimizers.items():

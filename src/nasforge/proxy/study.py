@@ -174,6 +174,8 @@ def plot_study(rows: list[dict], path: Path, *, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nasforge.analysis.figures import save_figure
+
     table = summarise(rows)["table"]
     algos = sorted({r["algo"] for r in table})
     fig, axes = plt.subplots(1, len(algos), figsize=(6.5 * len(algos), 4.2), squeeze=False)
@@ -199,8 +201,4 @@ def plot_study(rows: list[dict], path: Path, *, title: str = "") -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

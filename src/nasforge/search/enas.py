@@ -106,7 +106,16 @@ class ENAS(SearchStrategy):
         if not self.op_ids:
             raise NasforgeError("enas needs an op other than 'none'")
         self.edge_index = {edge: e for e, edge in enumerate(cell_edges(self.nodes))}
-        H, n_ops = cfg.controller_hidden, len(self.op_ids)
+        self._build_controller(len(self.op_ids))
+        favoured = torch.tensor([self.primitives[k] in FAVOURED_OPS for k in self.op_ids])
+        with torch.no_grad():
+            self.w_soft.bias.copy_(OP_BIAS_INIT * favoured.float())
+        self.register_buffer("normal_bias", NORMAL_OP_BIAS * (2 * favoured.float() - 1))
+
+    def _build_controller(self, n_ops: int) -> None:
+        """The LSTM, embeddings and attention of ENAS's micro controller over ``n_ops`` ops
+        (uniform ±0.1 init, op bias 0), the REINFORCE baseline and the sampling seed."""
+        H = self.cfg.controller_hidden
         self.lstm = nn.LSTMCell(H, H)
         self.g_emb = nn.Parameter(torch.empty(1, H))
         self.w_emb = nn.Parameter(torch.empty(n_ops, H))
@@ -116,10 +125,8 @@ class ENAS(SearchStrategy):
         self.w_soft = nn.Linear(H, n_ops)
         for p in self.parameters():
             nn.init.uniform_(p, -INIT_RANGE, INIT_RANGE)
-        favoured = torch.tensor([self.primitives[k] in FAVOURED_OPS for k in self.op_ids])
         with torch.no_grad():
-            self.w_soft.bias.copy_(OP_BIAS_INIT * favoured.float())
-        self.register_buffer("normal_bias", NORMAL_OP_BIAS * (2 * favoured.float() - 1))
+            self.w_soft.bias.zero_()
         self.register_buffer("baseline", torch.zeros(()))
         self.seed = int(torch.randint(0, 2**62, (1,)).item())
         self.draws = 0

@@ -25,6 +25,7 @@ from nasforge.checkpoint import (
     has_checkpoint,
     kill_point,
     load_checkpoint,
+    load_weights,
     save_checkpoint,
 )
 from nasforge.config import Config
@@ -38,17 +39,16 @@ from nasforge.data import (
     split_weight_arch,
 )
 from nasforge.derive import derive, rule_options
-from nasforge.distributed import Dist, StepSync, setup
+from nasforge.distributed import Dist, StepSync, setup, start_run
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
     LossWatch,
-    amp_dtype,
     autocast,
     check_finite,
+    compile_module,
     load_run_config,
     lower_lr_hint,
-    prepare_run_dir,
     read_csv,
     resume_config,
     rng_state,
@@ -140,12 +140,9 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         from nasforge.proxy.build import check_proxy_request
 
         check_proxy_request(cfg, len(data.train))
-    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
-    if not resume:
-        dist.main_only(lambda: prepare_run_dir(out, cfg, force=force))
+    # data-parallel under torchrun: docs/distributed.md
+    dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
     device = dist.device
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
 
     if cfg.proxy.method and not cfg.data.proxy:  # also on resume: killed in this stage
         from nasforge.config import save_config
@@ -184,6 +181,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                                  in_channels=data.channels).to(device)
     if common["channels_last"]:
         network = network.to(memory_format=torch.channels_last)
+    compile_module(network, cfg.run.compile)
     strategy = strategy_cls(network, s).to(device)
     w_opt = torch.optim.SGD(network.parameters(), lr=s.w_lr, momentum=s.w_momentum,
                             weight_decay=s.w_weight_decay)
@@ -197,7 +195,8 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         state = load_checkpoint(ckpt_path)
         if state.get("kind") != "search" or state.get("algo") != s.algo:
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of a '{s.algo}' search")
-        network.load_state_dict(state["network"])
+        load_weights(network, state["network"], ckpt_path,
+                     "search.channels, search.layers, search.nodes and search.space")
         strategy.load_state_dict(state["strategy"])
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])

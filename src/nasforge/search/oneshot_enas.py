@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from nasforge.config import SearchConfig
 from nasforge.search.base import SearchStrategy
-from nasforge.search.enas import ENAS, INIT_RANGE, Picker, Sample
+from nasforge.search.enas import ENAS, Picker, Sample
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
 from nasforge.spaces.nb101.network import OneShotNetwork
 from nasforge.spaces.nb101.space import NB101_OPS, OneShotArch
@@ -47,22 +47,7 @@ class OneShotENAS(ENAS):
     def __init__(self, network: OneShotNetwork, cfg: SearchConfig) -> None:
         SearchStrategy.__init__(self, network, cfg)
         self.space = network.space
-        H, n_ops = cfg.controller_hidden, len(NB101_OPS)
-        self.lstm = nn.LSTMCell(H, H)
-        self.g_emb = nn.Parameter(torch.empty(1, H))
-        self.w_emb = nn.Parameter(torch.empty(n_ops, H))
-        self.w_attn_1 = nn.Linear(H, H, bias=False)
-        self.w_attn_2 = nn.Linear(H, H, bias=False)
-        self.v_attn = nn.Linear(H, 1, bias=False)
-        self.w_soft = nn.Linear(H, n_ops)
-        for p in self.parameters():
-            nn.init.uniform_(p, -INIT_RANGE, INIT_RANGE)
-        with torch.no_grad():
-            self.w_soft.bias.zero_()
-        self.register_buffer("baseline", torch.zeros(()))
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
-        self._last: dict[str, Tensor] | None = None
+        self._build_controller(len(NB101_OPS))
 
     def _walk(self, pick: Picker) -> Sample:
         cfg, space = self.cfg, self.space

@@ -92,6 +92,8 @@ def plot_algorithms(summary: list[dict], path: Path, *, title: str = "") -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nasforge.analysis.figures import save_figure
+
     algos = list(dict.fromkeys(r["algo"] for r in summary))
     datas = list(dict.fromkeys(r["data"] for r in summary))
     width = 0.8 / max(len(datas), 1)
@@ -113,8 +115,4 @@ def plot_algorithms(summary: list[dict], path: Path, *, title: str = "") -> Path
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -19,21 +19,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import read_index_file, write_index_file
-from nasforge.distributed import setup
+from nasforge.distributed import start_run
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
     LossWatch,
-    amp_dtype,
     check_finite,
     lower_lr_hint,
-    prepare_run_dir,
     read_csv,
     resume_config,
-    seed_everything,
     write_results,
 )
 from nasforge.snn.backbone import SNNSuperNet
@@ -104,12 +101,9 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
                          upscale=cfg.data.upscale)
     if cfg.data.proxy:
         read_index_file(cfg.data.proxy, len(data.train))
-    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
-    if not resume:
-        dist.main_only(lambda: prepare_run_dir(out, cfg, force=force))
+    # data-parallel under torchrun: docs/distributed.md
+    dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
     device = dist.device
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
     if resume and (out / "val.txt").exists():
         train_idx = read_index_file(out / "train.txt", len(data.train))
         val_idx = read_index_file(out / "val.txt", len(data.train))
@@ -131,7 +125,7 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
         state = load_checkpoint(ckpt_path)
         if state.get("kind") != KIND or state.get("spec") != spec:
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this super-network run")
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], ckpt_path, "the snn.* network settings")
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
             group["lr"] = s.lr

@@ -17,7 +17,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import atomic_write_json, has_checkpoint, load_checkpoint, save_checkpoint
+from nasforge.checkpoint import (
+    atomic_write_json,
+    has_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from nasforge.config import Config
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
@@ -119,7 +125,7 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
         state = load_checkpoint(ckpt_path)
         if state.get("kind") != "snn-train" or state.get("spec") != spec:
             raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], ckpt_path, "the snn.* network settings")
         optimizer.load_state_dict(state["optimizer"])
         for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
             group["lr"] = s.lr
