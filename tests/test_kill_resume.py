@@ -354,7 +354,8 @@ def test_snn_search_killed_mid_round_resumes_exactly(reference_supernet, tmp_pat
     nasforge(*argv, kill_at="snn-evaluate:6", code=KILLED)  # round 2's 2nd evaluation
     state = json.loads((run / "lam-0.08" / "state.json").read_text())
     assert state["round"] == 1
-    nasforge(*argv)  # re-running into the same --out resumes
+    nasforge("snn", "search", "--resume", run, "--lam", "0", code=2)  # settings are saved
+    nasforge("snn", "search", "--resume", run)  # as re-running the same command would
     same_json(run, reference, "results.json")
     same_json(run / "lam-0.08", reference / "lam-0.08", "result.json")
     same_csv(run / "lam-0.08", reference / "lam-0.08", "history.csv")

@@ -430,14 +430,30 @@ def cmd_snn_supernet(args: argparse.Namespace) -> None:
 
 
 def cmd_snn_search(args: argparse.Namespace) -> None:
-    from nasforge.snn.search import run_snn_search
+    from nasforge.snn.search import resume_snn_search, run_snn_search
 
+    if args.resume:
+        if args.supernet or args.out or args.lam or args.algo or args.config or \
+                args.seed is not None or args.device or args.overrides or args.force:
+            raise NasforgeError("snn search --resume DIR continues with the search's saved "
+                                "settings; give no other options (or re-run the command "
+                                "that started it)")
+        results = resume_snn_search(args.resume)
+        _print_snn_searches(results)
+        return
+    if not args.supernet or not args.out:
+        raise NasforgeError("snn search: --supernet RUN_DIR and --out DIR are required (or "
+                            "--resume DIR)")
     sets = {"snn.lams": _lams(args.lam), "snn.search_algo": args.algo,
             "run.seed": args.seed, "run.device": args.device,
             "run.progress": False if args.no_progress else None}
     overrides = [f"{k}={json.dumps(v)}" for k, v in sets.items() if v is not None]
     results = run_snn_search(args.supernet, args.out, [*overrides, *args.overrides],
                              force=args.force, config=args.config)
+    _print_snn_searches(results)
+
+
+def _print_snn_searches(results: dict) -> None:
     for row in results["searches"]:
         print(f"lam={row['lam']:+g}: {row['arch']}  (val acc {row['acc']:.2f}%, "
               f"{row['spikes']:,.0f} spikes, fitness {row['fitness']:.3f})")
@@ -956,8 +972,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_snn_supernet)
 
     q = snn_sub.add_parser("search", help="spike-aware evolutionary search on a super-network")
-    q.add_argument("--supernet", required=True, help="run directory of `snn supernet`")
-    q.add_argument("--out", required=True, help="search directory (re-run to resume)")
+    q.add_argument("--supernet", help="run directory of `snn supernet`")
+    q.add_argument("--out", help="search directory (re-run to resume)")
+    q.add_argument("--resume", metavar="DIR",
+                   help="continue a killed search in DIR with its saved settings")
     q.add_argument("--lam", action="append", default=[],
                    help="fitness exponent (repeatable or comma list; default -0.08)")
     q.add_argument("--algo", choices=["evolution", "random"],

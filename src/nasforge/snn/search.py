@@ -39,6 +39,7 @@ from nasforge.snn.supernet import load_supernet
 from nasforge.snn.training import evaluate_rates
 
 EVALUATIONS = "evaluations.json"
+SEARCH_FILE = "search.json"  # the super-network a search directory belongs to (for --resume)
 
 
 def lam_dir(out: Path, lam: float) -> Path:
@@ -80,14 +81,17 @@ def search_config(supernet_dir: str | Path, overrides: list[str] | tuple[str, ..
 
 def run_snn_search(supernet_dir: str | Path, out: str | Path,
                    overrides: list[str] | tuple[str, ...] = (), *, force: bool = False,
-                   config: str | Path | None = None) -> dict:
+                   config: str | Path | None = None, cfg: Config | None = None) -> dict:
     """Search every λ of ``snn.lams`` on the super-network in ``supernet_dir``.
 
     Re-running into the same ``out`` resumes: finished rounds replay from their state
-    files and scored architectures come from ``evaluations.json``.
+    files and scored architectures come from ``evaluations.json`` (and
+    :func:`resume_snn_search` does the same from ``out`` alone). ``cfg``, when given, is the
+    resolved config to use instead of the super-network's ← ``config`` ← ``overrides``.
     """
     supernet_dir, out = Path(supernet_dir), Path(out)
-    cfg = search_config(supernet_dir, overrides, config)
+    if cfg is None:
+        cfg = search_config(supernet_dir, overrides, config)
     s = cfg.snn
     for lam in s.lams:
         check_lam(lam)
@@ -114,6 +118,7 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
+    atomic_write_json(out / SEARCH_FILE, {"supernet": str(supernet_dir.resolve())})
     val = snn_batches(data, data.train, s.eval_batch_size, device=device, indices=val_idx,
                       shuffle=False)
     convention = meta["convention"]
@@ -161,6 +166,20 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
                "seconds": time.perf_counter() - t0}
     write_results(out, results)
     return results
+
+
+def resume_snn_search(out: str | Path) -> dict:
+    """Continue the search in ``out`` (``nasforge snn search --resume OUT``) with its saved
+    config and super-network: the same as re-running the command that started it."""
+    out = Path(out)
+    cfg = load_run_config(out)
+    path = out / SEARCH_FILE
+    try:
+        supernet = json.loads(path.read_text())["supernet"]
+    except (OSError, ValueError, KeyError) as err:
+        raise NasforgeError(f"{out} is not an snn search directory (no readable "
+                            f"{SEARCH_FILE}); re-run the command that started it") from err
+    return run_snn_search(supernet, out, cfg=cfg)
 
 
 def _merge_earlier(out: Path, summary: list[dict[str, Any]], algo: str
