@@ -4,6 +4,7 @@ import json
 
 from PIL import Image  # noqa: F401  (matplotlib's dependency; validates the PNGs)
 
+from nasforge.analysis.report import build_report
 from nasforge.demo import run_demo
 from nasforge.search.loop import derive_from_run
 from nasforge.spaces.darts.genotype import parse_genotype
@@ -44,6 +45,14 @@ def test_demo_end_to_end_reaches_90_percent(tmp_path):
     assert f"{results['test_acc']:.2f}%" in report and saved["genotype"] in report
     assert (out / "train" / "model.pt").is_file()
     assert (out / "search" / "strengths.json").is_file()
+    # `nasforge report` on the demo folder: one page with a section per stage's run
+    html_path, md_path = build_report(out)
+    page = md_path.read_text()
+    assert "## Demo summary" in page and "## search: search" in page
+    assert "## train: train" in page and "### Retrain curves" in page
+    assert saved["genotype"] in page
+    html = html_path.read_text()
+    assert "<img" in html and "data:image/png;base64," in html and 'src="http' not in html
 
 
 def report_text(out):
