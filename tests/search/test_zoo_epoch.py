@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import TINY_SEARCH
+from conftest import TINY_SEARCH, assert_resume_matches
 from nasforge.config import load_config
 from nasforge.search import STRATEGIES
 from nasforge.search.loop import run_search
@@ -22,3 +22,16 @@ def test_one_epoch_on_digits(algo, proxy_file, tmp_path, one_thread):
     assert 0.0 <= results["val_acc"] <= 100.0
     genotype = parse_genotype(results["genotype"])
     assert genotype.normal.ops and genotype.reduce.ops
+
+
+@pytest.mark.parametrize("algo", STRATEGIES.names())
+def test_every_algorithm_resumes_to_the_uninterrupted_result(algo, small_proxy, tmp_path,
+                                                             one_thread):
+    """Stopped after epoch 1 of 2 and resumed, every algorithm ends with the strengths,
+    genotype and log of an uninterrupted run (its sampler, perturbation and controller
+    state all travel in the checkpoint). SGAS decides an edge after each epoch."""
+    extra = [f"search.space={SPACE_OF.get(algo, 'darts')}", *RULE_OF.get(algo, [])]
+    if algo == "sgas":
+        extra += ["search.decision_start=0", "search.decision_every=1"]
+    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
+                                     f"search.algo={algo}", *extra])
