@@ -40,8 +40,8 @@ from darts_reference import ReferenceSearchNetwork  # noqa: E402
 from nasforge.benchmarks.step import time_search_step  # noqa: E402
 
 
-def reference_network(C: int, num_classes: int, layers: int, nodes: int, in_channels: int):
-    return ReferenceSearchNetwork(C, num_classes, layers, nodes, in_channels)
+class NNIFailed(Exception):
+    """NNI's step could not run (not installed right, or it crashed)."""
 
 
 def nni_step(python: str, args: argparse.Namespace) -> float:
@@ -52,7 +52,7 @@ def nni_step(python: str, args: argparse.Namespace) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if res.returncode != 0:
-        raise RuntimeError(res.stderr.strip().splitlines()[-1] if res.stderr else "failed")
+        raise NNIFailed(res.stderr.strip().splitlines()[-1] if res.stderr else "failed")
     return json.loads(res.stdout.strip().splitlines()[-1])["step_s"]
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     rows: dict[str, list[float]] = {}
     runs = {
         "reference (straightforward), NCHW": lambda: time_search_step(
-            **common, channels_last=False, make_network=reference_network)["step_s"],
+            **common, channels_last=False, make_network=ReferenceSearchNetwork)["step_s"],
         "nasforge, NCHW": lambda: time_search_step(**common, channels_last=False)["step_s"],
         "nasforge, channels_last": lambda: time_search_step(**common)["step_s"],
     }
@@ -95,11 +95,12 @@ def main() -> None:
         runs["NNI 3.0 DARTS super-network, NCHW"] = lambda: nni_step(nni_python, args)
     nni_error = None
     for _ in range(args.rounds):
-        for name, run in runs.items():
+        for name, run in list(runs.items()):
             try:
                 rows.setdefault(name, []).append(run())
-            except RuntimeError as err:  # NNI failed to run: report, keep the rest
+            except NNIFailed as err:  # report it, keep the rest, do not retry
                 nni_error = f"{name}: {err}"
+                del runs[name]
     times = {name: statistics.median(ts) for name, ts in rows.items() if ts}
     ref = times["reference (straightforward), NCHW"]
     nni = next((t for name, t in times.items() if name.startswith("NNI")), None)

@@ -60,6 +60,7 @@ def inputs(tmp_path_factory) -> Path:
     (root / "not_a_run").mkdir()
     (root / "not_a_run" / "notes.txt").write_text("x")
     (root / "a_file").write_text("x")
+    (root / "binary.bin").write_bytes(b"\xff\xfe\x00\x80" * 8)
     return root
 
 
@@ -264,6 +265,17 @@ CASES = {
     "nb101-query-malformed-matrix": (["bench", "nb101-query", "--table", "{IN}/none.npz",
                                       "--matrix", "011;00", "--ops", "input,conv3x3-bn-relu"],
                                      ["--matrix '011;00'", "N rows of N digits 0/1"]),
+    "nb101-query-binary-arch-file": (["bench", "nb101-query", "--table", "{IN}/none.npz",
+                                      "--arch", "{IN}/binary.bin"],
+                                     ["binary.bin is not a text file", "NAS-Bench-1shot1"]),
+    "nb101-query-arch-and-matrix": (["bench", "nb101-query", "--table", "{IN}/none.npz",
+                                     "--arch", "{IN}/a_file", "--matrix", "01;00",
+                                     "--ops", "input,output"], ["--arch or as --matrix/--ops"]),
+    "sweep-grid-option-of-no-step": (["sweep", "search", "--then", "train", "--genotype",
+                                      "{prev}", "--grid", "bogus=1,2", "--out", "out"],
+                                     ["grid key 'bogus' is an option of none", "search.algo"]),
+    "entropy-out-is-a-directory": (["entropy", "--out", "{IN}/not_a_run", "--resume"],
+                                   ["not_a_run is a directory", "file name"]),
     "bench-query-bad-key": (["bench", "query", "sep_conv_3x3~0|bogus~1"],
                             ["'sep_conv_3x3~0|bogus~1' is not a benchmark key", "op~input"]),
     "sweep-malformed-grid": (["sweep", "search", "--grid", "search.epochs", "--out", "out"],
@@ -289,7 +301,7 @@ def test_bad_input(capsys, tmp_path, monkeypatch, inputs, search_run, argv, frag
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run dir, no output file
     assert sorted(p.name for p in inputs.iterdir()) == sorted(
         ["proxy64.txt", "out_of_range.txt", "duplicate.txt", "not_integer.txt", "good.tsv",
-         "nan.tsv", "two_columns.tsv", "cifar", "not_a_run", "a_file"])
+         "nan.tsv", "two_columns.tsv", "cifar", "not_a_run", "a_file", "binary.bin"])
     assert (inputs / "a_file").is_file()
 
 

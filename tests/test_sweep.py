@@ -195,6 +195,20 @@ def test_plan_names_steps_and_overrides(tmp_path):
     assert train[train.index("--genotype") + 1] == str(tmp_path / trials[1].name / "search")
 
 
+def test_an_option_goes_only_to_the_steps_that_have_it(tmp_path):
+    """--algo is an option of `search`, not of `train`: a search -> train sweep over it
+    passes it to the search step only; a key no step has is refused in one line."""
+    spec = make_spec(["search", "--dataset", "digits", "--then", "train", "--genotype",
+                      "{prev}"], grid=["algo=darts,gdas"])
+    trials = plan(spec, tmp_path)
+    assert [t.argvs[0][t.argvs[0].index("--algo") + 1] for t in trials] == ["darts", "gdas"]
+    assert all("--algo" not in t.argvs[1] for t in trials)
+    validate(spec, trials)
+    with pytest.raises(NasforgeError, match="grid key 'bogus' is an option of none"):
+        plan(make_spec(["search", "--then", "train", "--genotype", "{prev}"],
+                       grid=["bogus=1,2"]), tmp_path)
+
+
 def test_shipped_sweep_configs_plan_and_validate(tmp_path):
     names = sweep_config_names()
     assert {"t3.2-algorithms-p1-5k", "t4.2-topk", "t4.3-btnas-lambda",

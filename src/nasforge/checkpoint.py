@@ -173,7 +173,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
     The fallback is reported as one warning line on stderr; the unreadable file is set aside
     as ``PATH.corrupt`` and replaced by a copy of ``PATH.prev``, so the next save keeps the
-    good copy as ``.prev`` and later loads need no fallback.
+    good copy as ``.prev`` and later loads need no fallback. Under torchrun only rank 0
+    repairs and reports (every rank loads the same ``.prev``).
     """
     path = Path(path)
     prev = path.with_name(path.name + ".prev")
@@ -188,6 +189,8 @@ def load_checkpoint(path: str | Path) -> dict:
     if state is None:
         raise NasforgeError(f"checkpoint {path} is corrupt or truncated ({reason}) and no "
                             f"readable {prev.name} exists ({prev_reason})")
+    if os.environ.get("RANK", "0") != "0":  # data-parallel: rank 0 repairs and reports
+        return state
     aside = ""
     try:
         if path.exists():

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from nasforge.config import AMP_CHOICES
 from nasforge.errors import NasforgeError
 
 
@@ -284,6 +285,8 @@ def cmd_bench_step(args: argparse.Namespace) -> None:
 def cmd_bench_nb101_query(args: argparse.Namespace) -> None:
     from nasforge.benchmarks.nasbench101 import NasBench101Table
 
+    if args.arch and (args.matrix or args.ops):
+        raise NasforgeError("give the cell as --arch or as --matrix/--ops, not both")
     if args.arch:
         from nasforge.spaces.nb101.space import read_arch
 
@@ -918,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
     q.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    q.add_argument("--amp", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    q.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                    help="autocast dtype on CUDA (auto: bf16 where supported)")
     q.add_argument("--no-channels-last", action="store_true", help="time the NCHW layout")
     q.add_argument("--compile", nargs="?", const="default", metavar="MODE",

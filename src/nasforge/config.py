@@ -227,18 +227,22 @@ class SNNConfig:
                                help="snn quality: macro variants to compare (Fig. 5.8)")
 
 
+AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")
+COMPILE_CHOICES = ("off", "default", "reduce-overhead", "max-autotune",
+                   "max-autotune-no-cudagraphs")  # off, or a torch.compile mode
+
+
 @dataclass
 class RunConfig:
     """How a run executes: seed, device and speed switches."""
 
     seed: int = _opt(2, lo=0)
     device: str = _opt("auto", help="auto, cpu, cuda or cuda:N")
-    amp: str = _opt("auto", choices=("auto", "fp32", "bf16", "fp16"),
+    amp: str = _opt("auto", choices=AMP_CHOICES,
                     help="mixed precision on CUDA (auto = bf16 where supported)")
     channels_last: bool = _opt(True, help="channels_last memory format on CUDA")
     progress: bool = _opt(True, help="show progress bars")
-    compile: str = _opt("off", choices=("off", "default", "reduce-overhead", "max-autotune",
-                                        "max-autotune-no-cudagraphs"),
+    compile: str = _opt("off", choices=COMPILE_CHOICES,
                         help="torch.compile the network in search and retraining (mode)")
     deterministic: bool = _opt(
         False, help="CUDA: deterministic kernels (use_deterministic_algorithms, cuDNN "

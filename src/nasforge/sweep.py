@@ -22,7 +22,9 @@ never need it.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -370,16 +372,30 @@ def _digest(point: dict[str, str], seed: int) -> str:
     return hashlib.sha1(json.dumps([point, seed]).encode()).hexdigest()[:8]
 
 
+@functools.cache
+def command_options(command: tuple[str, ...]) -> frozenset[str]:
+    """The option strings (``--algo``, ...) the CLI accepts for ``command``."""
+    from nasforge.cli import build_parser
+
+    parser = build_parser()
+    for word in command:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    return frozenset(s for action in parser._actions for s in action.option_strings)
+
+
 def step_argv(step: Step, trial_dir: Path, prev: Path | None, point: dict[str, str],
               seed: int) -> list[str]:
-    """The full command line of one step of one trial."""
+    """The full command line of one step of one trial. A grid key without a dot is an
+    option (``--KEY VALUE``) of the steps whose command has it; dotted keys go to every
+    step as ``--set``."""
     argv = [t.replace("{prev}", str(prev)) if prev is not None else t for t in step.argv]
     options: list[str] = []
     sets = ["run.progress=false"]
     for key, value in point.items():
         if "." in key:
             sets.append(f"{key}={value}")
-        else:
+        elif f"--{key}" in command_options(step.command):
             options += [f"--{key}", value]
     argv += options
     for text in [*sets, f"run.seed={seed}"]:  # after the user's own --set: the grid wins
@@ -391,6 +407,13 @@ def plan(spec: SweepSpec, out: str | Path) -> list[Trial]:
     """Every grid point × seed in order: the first grid key varies slowest, seeds fastest."""
     out = Path(out).resolve()
     keys = list(spec.grid)
+    for key in keys:
+        if "." not in key and not any(f"--{key}" in command_options(step.command)
+                                      for step in spec.steps):
+            raise NasforgeError(
+                f"grid key '{key}' is an option of none of the sweep's commands "
+                f"({', '.join(' '.join(step.command) for step in spec.steps)}); use a config "
+                "key with a dot, e.g. search.algo")
     short = _short_keys(keys)
     trials: list[Trial] = []
     for values in product(*(spec.grid[k] for k in keys)):

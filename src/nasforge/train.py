@@ -180,9 +180,7 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
                          "scaler": scaler.state_dict(),
                          "elapsed": elapsed}, ckpt_path)
     bar.close()
-    state = dist.main_only(lambda: load_checkpoint(ckpt_path))
-    model.load_state_dict(state["model"])
-    model.eval()
+    model.eval()  # the weights in memory are those of the last checkpoint
     dist.main_only(lambda: save_checkpoint(
         {"kind": "model", "genotype": format_genotype(genotype), "arch": arch,
          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, out / MODEL))
@@ -190,7 +188,7 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     results = {
         "stage": "train", "dataset": cfg.data.dataset, "genotype": format_genotype(genotype),
         "params_m": count_parameters(model) / 1e6, "epochs": t.epochs,
-        "test_acc": test_acc, "test_loss": test_loss, "seconds": state["elapsed"],
+        "test_acc": test_acc, "test_loss": test_loss, "seconds": elapsed,
     }
     dist.main_only(lambda: write_results(out, results))
     return results

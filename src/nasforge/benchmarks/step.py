@@ -25,49 +25,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.config import SearchConfig
+from nasforge.config import AMP_CHOICES, COMPILE_CHOICES, SearchConfig
 from nasforge.errors import NasforgeError
 from nasforge.runtime import amp_dtype, autocast, pick_device
 from nasforge.search.base import STRATEGIES, StepContext
-from nasforge.spaces.darts.search_network import SearchNetwork
-from nasforge.spaces.darts.spaces import SPACES
+from nasforge.search.loop import build_search, resize
 
-__all__ = ["SearchStep", "build_search", "time_search_step"]
+__all__ = ["SearchStep", "time_search_step"]
 
-AMP_CHOICES = ("auto", "fp32", "bf16", "fp16")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES = COMPILE_CHOICES[1:]  # without "off"
 
 
 def _positive(name: str, value: object, lo: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise NasforgeError(f"{name} must be an integer >= {lo}, got {value!r}")
     return value
-
-
-def build_search(cfg: SearchConfig, *, num_classes: int, in_channels: int, image_size: int,
-                 device: torch.device, channels_last: bool = False,
-                 make_network: Callable[..., nn.Module] | None = None):
-    """``(cfg, network, strategy, w_opt, a_opt)`` as ``run_search`` builds them.
-
-    ``make_network(C, num_classes, layers, nodes, in_channels)``, when given, builds another
-    super-network with the same forward interface (benchmarks compare formulations with it).
-    """
-    cfg = STRATEGIES.get(cfg.algo).prepare(cfg, image_size)
-    space = SPACES.get(cfg.space)
-    if make_network is None:
-        network = SearchNetwork(cfg.channels, num_classes, cfg.layers, cfg.nodes,
-                                in_channels=in_channels, primitives=space.primitives,
-                                op_mask=space.op_mask(cfg.nodes),
-                                stem="imagenet" if image_size >= 128 else "cifar")
-    else:
-        network = make_network(cfg.channels, num_classes, cfg.layers, cfg.nodes, in_channels)
-    network = network.to(device)
-    if channels_last:
-        network = network.to(memory_format=torch.channels_last)
-    strategy = STRATEGIES.get(cfg.algo)(network, cfg).to(device)
-    w_opt = torch.optim.SGD(network.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
-                            weight_decay=cfg.w_weight_decay)
-    return cfg, network, strategy, w_opt, strategy.make_arch_optimizer()
 
 
 class SearchStep:
@@ -103,10 +75,9 @@ class SearchStep:
                       nodes=nodes, batch_size=batch, order="first")
         torch.manual_seed(seed)
         self.cfg, self.network, self.strategy, self.w_opt, self.a_opt = build_search(
-            cfg, num_classes=num_classes, in_channels=in_channels, image_size=resolution,
-            device=self.device, channels_last=channels_last, make_network=make_network)
-        if mode is not None:
-            self.network.compile(mode=mode)
+            cfg, STRATEGIES.get(algo), num_classes=num_classes, in_channels=in_channels,
+            image_size=resolution, device=self.device, channels_last=channels_last,
+            compile=mode or "off", make_network=make_network)
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.dtype == torch.float16)
         self.ctx = StepContext(w_optimizer=self.w_opt, w_lr=self.cfg.w_lr,
@@ -121,7 +92,7 @@ class SearchStep:
         cfg, network, strategy = self.cfg, self.network, self.strategy
         batch_w, batch_a = self.data[(2 * i) % 4], self.data[(2 * i + 1) % 4]
         if cfg.resolution is not None:  # EcoDARTS's reduced resolution
-            batch_w, batch_a = _resize(batch_w, cfg.resolution), _resize(batch_a, cfg.resolution)
+            batch_w, batch_a = resize(batch_w, cfg.resolution), resize(batch_a, cfg.resolution)
         strategy.arch_step(network, batch_w, batch_a, self.a_opt, self.ctx)
         x, y = batch_w
         weights = strategy.weight_step_weights(network, batch_w, self.ctx)
@@ -153,7 +124,7 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
     ``threads``, ``steps``, ``batch``. ``amp`` is ``run.amp``'s choice (``auto``: bf16 on
     CUDA where supported; CPU always runs fp32). ``compile`` (True or a ``torch.compile``
     mode) compiles the network in place, so both steps run compiled; the warm-up absorbs
-    compilation. ``make_network``: see :func:`build_search`.
+    compilation. ``make_network``: see :func:`nasforge.search.loop.build_search`.
     """
     _positive("steps", steps)
     _positive("warmup", warmup, lo=0)
@@ -191,11 +162,3 @@ def _random_batch(batch: int, channels: int, size: int, classes: int, device: to
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, torch.randint(0, classes, (batch,), device=device)
-
-
-def _resize(batch: tuple, size: int) -> tuple:
-    """Bilinear resize of a batch's images, as the search loop does for EcoDARTS."""
-    x = batch[0]
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return (x, *batch[1:])

@@ -246,14 +246,15 @@ def _accuracy(model: CifarResNet, batches: Batches, dtype: torch.dtype | None,
     """Accuracy (%) on ``batches`` (data-parallel: this rank's part, from :func:`_in_order`)."""
     dist = dist or Dist()
     model.eval()
-    correct, n = 0.0, 0
+    correct, n = None, 0
     with torch.no_grad():
         for x, y in batches.epoch(0):
             with autocast(x.device, dtype):
                 logits = model.fc(model.features(x))
-            correct += float((logits.argmax(1) == y).sum())
+            hits = (logits.argmax(1) == y).sum()  # summed on the device, read once
+            correct = hits if correct is None else correct + hits
             n += len(y)
-    correct, n = dist.sum_counts(correct, n)
+    correct, n = dist.sum_counts(0.0 if correct is None else float(correct), n)
     return 100.0 * correct / max(n, 1)
 
 
@@ -305,6 +306,9 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
     e = cfg.entropy
     if e.pretrain == "simclr" and e.simclr_temperature <= 0:
         raise NasforgeError("entropy.simclr_temperature must be > 0 for SimCLR pretraining")
+    if out.is_dir():
+        raise NasforgeError(f"--out {out} is a directory; give the entropy list's file name, "
+                            "e.g. runs/digits.tsv")
     if not resume and out.exists() and not force:
         raise NasforgeError(f"entropy list {out} already exists; pass --force to overwrite")
     if launched() and e.pretrain == "simclr" and checkpoint is None:

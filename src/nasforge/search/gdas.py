@@ -62,10 +62,15 @@ def held_logits(strategy: SearchStrategy, logits: Tensor, kind: str) -> Tensor:
     return logits if mask_logits is None else mask_logits(logits, kind)
 
 
+def gumbel_soft(alpha: Tensor, tau: float, gumbels: Tensor) -> Tensor:
+    """p = softmax((log_softmax(α) + g)/τ) along the last axis, for noise ``gumbels``."""
+    return F.softmax((F.log_softmax(alpha, dim=-1) + gumbels) / tau, dim=-1)
+
+
 def gumbel_hard(alpha: Tensor, tau: float, gumbels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(h, p, idx) for noise ``gumbels``: p = softmax((log_softmax(α) + g)/τ) along the last
-    axis, idx = argmax p, h = onehot(idx) + (p − stopgrad(p)) (exactly one-hot in value)."""
-    p = F.softmax((F.log_softmax(alpha, dim=-1) + gumbels) / tau, dim=-1)
+    """(h, p, idx) for noise ``gumbels``: p = :func:`gumbel_soft`, idx = argmax p,
+    h = onehot(idx) + (p − stopgrad(p)) (exactly one-hot in value)."""
+    p = gumbel_soft(alpha, tau, gumbels)
     idx = p.argmax(dim=-1)
     onehot = F.one_hot(idx, alpha.shape[-1]).to(p.dtype)
     return onehot + (p - p.detach()), p, idx

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from nasforge.benchmarks.nasbench101 import NasBench101Table
@@ -28,7 +30,7 @@ from nasforge.checkpoint import (
     load_weights,
     save_checkpoint,
 )
-from nasforge.config import Config
+from nasforge.config import Config, SearchConfig
 from nasforge.data import (
     Augment,
     Batches,
@@ -115,6 +117,37 @@ def resize(batch: tuple, size: int) -> tuple:
     return (x, *batch[1:])
 
 
+def build_search(s: SearchConfig, strategy_cls: type, *, num_classes: int, in_channels: int,
+                 image_size: int, device: torch.device, channels_last: bool = False,
+                 compile: str = "off", oneshot: OneShotSpace | None = None,
+                 make_network: Callable[..., nn.Module] | None = None) -> tuple:
+    """``(s, network, strategy, w_opt, a_opt)``: the strategy's prepared settings, the
+    super-network (a DARTS-space ``SearchNetwork``, or a ``OneShotNetwork`` for ``oneshot``),
+    the strategy and both optimisers, as every search builds them (``nasforge bench step``
+    too). ``make_network(C, num_classes, layers, nodes, in_channels)``, when given, builds
+    another super-network with the same forward interface (benchmarks compare with it)."""
+    s = strategy_cls.prepare(s, image_size)
+    if make_network is not None:
+        network = make_network(s.channels, num_classes, s.layers, s.nodes, in_channels)
+    elif oneshot is None:
+        space = SPACES.get(s.space)
+        network = SearchNetwork(s.channels, num_classes, s.layers, s.nodes,
+                                in_channels=in_channels, primitives=space.primitives,
+                                op_mask=space.op_mask(s.nodes),
+                                stem="imagenet" if image_size >= 128 else "cifar")
+    else:
+        network = OneShotNetwork(oneshot, s.channels, num_classes, s.layers,
+                                 in_channels=in_channels)
+    network = network.to(device)
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    compile_module(network, compile)
+    strategy = strategy_cls(network, s).to(device)
+    w_opt = torch.optim.SGD(network.parameters(), lr=s.w_lr, momentum=s.w_momentum,
+                            weight_decay=s.w_weight_decay)
+    return s, network, strategy, w_opt, strategy.make_arch_optimizer()
+
+
 def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                force: bool = False) -> dict:
     """Run (or continue) a search; returns the results written to ``results.json``."""
@@ -169,23 +202,11 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
                      **{**common, "augment": None})
 
-    s = cfg.search = strategy_cls.prepare(s, data.size)
-    if oneshot is None:
-        network = SearchNetwork(s.channels, data.num_classes, s.layers, s.nodes,
-                                in_channels=data.channels,
-                                primitives=SPACES.get(s.space).primitives,
-                                op_mask=SPACES.get(s.space).op_mask(s.nodes),
-                                stem="imagenet" if data.size >= 128 else "cifar").to(device)
-    else:
-        network = OneShotNetwork(oneshot, s.channels, data.num_classes, s.layers,
-                                 in_channels=data.channels).to(device)
-    if common["channels_last"]:
-        network = network.to(memory_format=torch.channels_last)
-    compile_module(network, cfg.run.compile)
-    strategy = strategy_cls(network, s).to(device)
-    w_opt = torch.optim.SGD(network.parameters(), lr=s.w_lr, momentum=s.w_momentum,
-                            weight_decay=s.w_weight_decay)
-    a_opt = strategy.make_arch_optimizer()
+    s, network, strategy, w_opt, a_opt = build_search(
+        s, strategy_cls, num_classes=data.num_classes, in_channels=data.channels,
+        image_size=data.size, device=device, channels_last=common["channels_last"],
+        compile=cfg.run.compile, oneshot=oneshot)
+    cfg.search = s
     a_sync = StepSync(dist, a_opt)  # averages the architecture gradients across ranks
 
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

@@ -7,10 +7,9 @@ only needs ``alphas`` and ``op_weights()``.
 
 from __future__ import annotations
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from nasforge.config import SearchConfig
-from nasforge.search.base import SearchStrategy
 from nasforge.search.darts import DARTS
 from nasforge.search.oneshot import ONESHOT_STRATEGIES, choice_alphas, softmax_weights
 from nasforge.spaces.nb101.network import OneShotNetwork
@@ -19,9 +18,11 @@ from nasforge.spaces.nb101.network import OneShotNetwork
 @ONESHOT_STRATEGIES.register("darts")
 class OneShotDARTS(DARTS):
     def __init__(self, network: OneShotNetwork, cfg: SearchConfig) -> None:
-        SearchStrategy.__init__(self, network, cfg)
-        self.space = network.space
-        self.alphas = choice_alphas(self.space, cfg.arch_init_std)
+        self.space = network.space  # read by random_alphas during DARTS's set-up
+        super().__init__(network, cfg)
+
+    def random_alphas(self, std: float) -> nn.ParameterDict:
+        return choice_alphas(self.space, std)
 
     def op_weights(self) -> dict[str, Tensor]:
         return softmax_weights(self.space, self.alphas)

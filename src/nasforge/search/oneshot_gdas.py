@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from nasforge.config import SearchConfig
-from nasforge.search.base import SearchStrategy
 from nasforge.search.btnas import seeded_rng
-from nasforge.search.gdas import GDAS, gumbel_hard, gumbel_noise
+from nasforge.search.gdas import GDAS, gumbel_hard, gumbel_noise, gumbel_soft
 from nasforge.search.oneshot import ONESHOT_STRATEGIES, assemble, choice_alphas, softmax_weights
 from nasforge.spaces.nb101.network import OneShotNetwork
 
@@ -26,12 +25,11 @@ from nasforge.spaces.nb101.network import OneShotNetwork
 @ONESHOT_STRATEGIES.register("gdas")
 class OneShotGDAS(GDAS):
     def __init__(self, network: OneShotNetwork, cfg: SearchConfig) -> None:
-        SearchStrategy.__init__(self, network, cfg)
-        self.space = network.space
-        self.alphas = choice_alphas(self.space, cfg.arch_init_std)
-        self.tau = float(cfg.tau_max)
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.space = network.space  # read by random_alphas during GDAS's set-up
+        super().__init__(network, cfg)
+
+    def random_alphas(self, std: float) -> nn.ParameterDict:
+        return choice_alphas(self.space, std)
 
     def sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One draw for every choice: (weights, probabilities); advances the stream."""
@@ -40,11 +38,10 @@ class OneShotGDAS(GDAS):
             while True:
                 noise = {k: gumbel_noise(v) for k, v in a.items()}
                 h, p, _ = gumbel_hard(a["ops"], self.tau, noise["ops"])
-                soft = {k: F.softmax((F.log_softmax(v, dim=-1) + noise[k]) / self.tau, dim=-1)
-                        for k, v in a.items() if k != "ops"}
+                soft = {k: gumbel_soft(v, self.tau, noise[k]) for k, v in a.items() if k != "ops"}
                 parts = [noise[k] for k in noise] + [p, *soft.values()]
-                if all(bool(torch.isfinite(t).all()) for t in parts):
-                    break
+                if bool(torch.stack([torch.isfinite(t).all() for t in parts]).all()):
+                    break  # one host read per draw
         self.draws += 1
         inputs = {v: soft[f"in{v}"] for v in self.space.choice_vertices()}
         return (assemble(self.space, h, soft["output"], inputs),

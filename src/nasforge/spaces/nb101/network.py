@@ -109,9 +109,13 @@ class Plan:
     """Which ops, inputs and blocks carry a non-zero weight (for sparse forward passes)."""
 
     def __init__(self, weights: dict[str, Tensor], blocks: int) -> None:
-        ops = (weights["ops"] != 0).tolist()
-        inputs = (weights["inputs"] != 0).tolist()
-        output = (weights["output"].reshape(-1) != 0).tolist()
+        parts = [weights[k].reshape(-1) for k in ("ops", "inputs", "output")]
+        flags = torch.cat(parts).ne(0).tolist()  # one host read
+        n_ops, n_in = parts[0].numel(), parts[1].numel()
+        width, in_width = n_ops // blocks, n_in // blocks
+        ops = [flags[b * width:(b + 1) * width] for b in range(blocks)]
+        inputs = [flags[n_ops + b * in_width:n_ops + (b + 1) * in_width] for b in range(blocks)]
+        output = flags[n_ops + n_in:]
         self.ops = [[k for k, on in enumerate(row) if on] for row in ops]
         self.inputs = [{j for j in range(b + 1) if inputs[b][j]} for b in range(blocks)]
         self.output = {j for j, on in enumerate(output) if on}

@@ -240,5 +240,9 @@ def read_arch(source: str) -> tuple[OneShotSpace, OneShotArch]:
         if not path.is_file():
             raise NasforgeError(f"no genotype.txt in {source}; is it a search run directory?")
     if path.is_file():
-        source = path.read_text().strip()
+        try:
+            source = path.read_text().strip()
+        except UnicodeDecodeError:
+            raise NasforgeError(f"{path} is not a text file holding a NAS-Bench-1shot1 "
+                                "architecture") from None
     return parse_arch(source)
