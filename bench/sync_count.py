@@ -36,12 +36,12 @@ VALUE_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_uniq
              "masked_scatter"}
 
 
-def caller(skip_optim: bool = True) -> str | None:
+def caller() -> str | None:
     """``file:line`` of the innermost frame outside torch and this script (None: optimiser)."""
     frames = traceback.extract_stack()[:-2]
     for frame in reversed(frames):
         path = frame.filename.replace("\\", "/")
-        if skip_optim and "/torch/optim/" in path:
+        if "/torch/optim/" in path:
             return None
         if "/torch/" in path or path.endswith("sync_count.py"):
             continue

@@ -24,11 +24,12 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import torch
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nasforge.errors import NasforgeError
+
+if TYPE_CHECKING:
+    import torch
 
 KILL_ENV = "NASFORGE_TEST_KILL_AT"
 _reached: dict[str, int] = {}
@@ -138,6 +139,8 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
+    import torch  # here, so that importing this module stays free of torch (sweep workers)
+
     return _atomic_write(path, lambda fh: torch.save(state, fh), keep_previous=True)
 
 
@@ -153,6 +156,8 @@ def _try_load(path: Path) -> tuple[dict | None, str]:
                 bad = archive.testzip()
             if bad is not None:
                 return None, f"CRC-32 mismatch in {bad}"
+        import torch
+
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # damaged files raise many types
         detail = (str(exc).strip().splitlines() or [""])[0][:120]

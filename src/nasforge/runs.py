@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
+from nasforge.checkpoint import has_checkpoint
 from nasforge.errors import NasforgeError
-from nasforge.runtime import read_csv
 
 ACTIVE_SECONDS = 600.0
 """A run without results counts as running while a file changed within this many seconds."""
@@ -40,7 +40,6 @@ LOGS = {"search": "search_log.csv", "train": "train_log.csv", "snn-supernet": "s
         "snn-train": "train_log.csv", "entropy": "train_log.csv"}
 """The per-epoch CSV log of each kind of run."""
 
-CHECKPOINTS = ("checkpoint.pt", "checkpoint.pt.prev")
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "tb"}
 STATUSES = ("done", "running", "resumable", "failed")
 
@@ -206,6 +205,8 @@ def _latest_change(run_dir: Path) -> float:
 def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
              now: float | None = None) -> RunInfo:
     """Kind, status, progress and key metric of one run directory (see the module doc)."""
+    from nasforge.runtime import read_csv  # runtime imports torch; sweep workers do not
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NasforgeError(f"{run_dir} is not a directory")
@@ -229,7 +230,7 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
             window = max(window, 2 * seconds / len(rows) + 60)
         if age <= window:
             status = "running"
-        elif any((run_dir / name).exists() for name in CHECKPOINTS) or (
+        elif has_checkpoint(run_dir / "checkpoint.pt") or (
                 kind == "snn-search" and (run_dir / "evaluations.json").exists()):
             status = "resumable"
         else:

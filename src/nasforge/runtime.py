@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from nasforge.checkpoint import atomic_write_json
-from nasforge.config import Config, read_config, save_config
+from nasforge.config import Config, config_to_dict, load_config, read_config, save_config
 from nasforge.errors import NasforgeError, NumericalError
 
 
@@ -154,8 +154,6 @@ def resume_config(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = 
     ``--set`` overrides a resumed run accepts (:data:`RESUME_OVERRIDES`: learning rates and
     how the run executes). An override that changes anything else is refused; one that
     repeats the saved value is accepted. Changes are written back to ``config.yaml``."""
-    from nasforge.config import config_to_dict, load_config
-
     where = Path(config_dir if config_dir is not None else run_dir)
     cfg = load_run_config(where)
     if not overrides:

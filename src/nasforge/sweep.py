@@ -326,11 +326,11 @@ def make_spec(command: Sequence[str], *, grid: Sequence[str] = (), seeds: int | 
         argvs = _fill_vars(argvs, values, data["vars"], f"sweep config {sweep_config}")
         merged = dict(data["grid"])
         merged.update(parse_grid(grid))
-        seeds = seeds if seeds is not None else data.get("seeds", 1)
+        seeds = seeds if seeds is not None else data.get("seeds")
         gpus_per_trial = gpus_per_trial if gpus_per_trial is not None else data.get(
-            "gpus_per_trial", 0.0)
+            "gpus_per_trial")
         cpus_per_trial = cpus_per_trial if cpus_per_trial is not None else data.get(
-            "cpus_per_trial", 1.0)
+            "cpus_per_trial")
         metric = metric or data.get("metric")
     else:
         argvs = _fill_vars(split_steps(command), values, {}, "sweep")

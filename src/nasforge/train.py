@@ -21,22 +21,19 @@ from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, s
 from nasforge.config import Config
 from nasforge.data import Augment, load_dataset, make_batches
 from nasforge.describe import count_parameters
-from nasforge.distributed import rank_seed, setup
+from nasforge.distributed import rank_seed, start_run
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
     CsvLog,
     LossWatch,
-    amp_dtype,
     autocast,
     check_finite,
     compile_module,
     load_run_config,
     lower_lr_hint,
     pick_device,
-    prepare_run_dir,
     resume_config,
     rng_state,
-    seed_everything,
     set_rng_state,
     write_results,
 )
@@ -73,14 +70,12 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     t = cfg.train
     # Before the run directory exists, so a missing or corrupt data set leaves nothing behind.
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-    dist = setup(cfg.run.device)  # data-parallel under torchrun: docs/distributed.md
+    # data-parallel under torchrun: docs/distributed.md
+    dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
     if not resume:
-        dist.main_only(lambda: (prepare_run_dir(out, cfg, force=force),
-                                (out / "genotype.txt").write_text(format_genotype(genotype)
-                                                                  + "\n")))
+        dist.main_only(lambda: (out / "genotype.txt").write_text(format_genotype(genotype)
+                                                                 + "\n"))
     device = dist.device
-    dtype = amp_dtype(device, cfg.run.amp)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
     channels_last = cfg.run.channels_last and device.type == "cuda"
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
     train_batches = make_batches(data.train, t.batch_size, seed=cfg.run.seed,

@@ -129,7 +129,7 @@ def test_per_edge_spaces_keep_their_ops(one_thread):
 
 
 def test_rejects_second_order_and_indivisible_channels():
-    with pytest.raises(NasforgeError, match="first order"):
+    with pytest.raises(NasforgeError, match="pcdarts is first-order only"):
         _setup(order="second")
     with pytest.raises(NasforgeError, match="divisible"):
         _setup(partial_k=3)

@@ -31,6 +31,7 @@ from nasforge.checkpoint import atomic_write_text
 from nasforge.errors import NasforgeError
 from nasforge.runs import (
     LOGS,
+    STATUSES,
     RunInfo,
     find_run_dirs,
     format_age,
@@ -84,7 +85,6 @@ class Doc:
 
     out: Path
     blocks: list[tuple[Any, ...]] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
 
     def heading(self, level: int, text: str, anchor: str | None = None) -> None:
         self.blocks.append(("h", level, text, anchor))
@@ -104,7 +104,6 @@ class Doc:
 
     def image(self, name: str, alt: str) -> None:
         self.blocks.append(("img", name, alt))
-        self.images.append(name)
 
     def plot(self, name: str, alt: str, make: Callable[[Path], Any]) -> bool:
         """Write a PNG with ``make(path)`` and show it; a failure becomes a note."""
@@ -179,12 +178,11 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> str:
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(
-        f'<td class="status-{_esc(c)}">{_esc(c)}</td>' if c in STATUS_CLASSES
+        f'<td class="status-{_esc(c)}">{_esc(c)}</td>' if c in STATUSES
         else f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-STATUS_CLASSES = {"done", "running", "resumable", "failed"}
 
 
 def fmt(value: Any) -> str:

@@ -37,8 +37,10 @@ def check_proxy_request(cfg: Config, num_train: int) -> None:
             AUX_MODELS.get(cfg.entropy.model)
         return
     read_entropy_list(p.entropy, num_train)
-    needs = {"k-center": "features.npy", "forgetting": "forgetting.tsv"}.get(p.method)
-    side = Path(p.entropy).parent / (Path(p.entropy).name + ".run")
+    from nasforge.proxy.scoring import FEATURES, FORGETTING, run_dir_for
+
+    needs = {"k-center": FEATURES, "forgetting": FORGETTING}.get(p.method)
+    side = run_dir_for(p.entropy)
     if needs and not (side / needs).is_file():
         raise NasforgeError(f"proxy method {p.method} needs {side / needs}, which `nasforge "
                             f"entropy` writes beside the entropy list {p.entropy}; score the "
@@ -62,30 +64,22 @@ def build_proxy(cfg: Config, data: Dataset, run_dir: Path, *, resume: bool = Fal
     n = len(data.train)
     features = forgetting = None
     scored = False
-    if p.entropy:
-        from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
-
-        entropy = read_entropy_list(p.entropy, n).entropy
-        side = Path(p.entropy).parent / (Path(p.entropy).name + ".run")  # nasforge entropy's
-        if p.method == "k-center" and (side / "features.npy").is_file():
-            features = load_features(side / "features.npy")
-        if p.method == "forgetting" and (side / "forgetting.tsv").is_file():
-            forgetting = read_forgetting(side / "forgetting.tsv")
-    elif p.method == "random":
+    if not p.entropy and p.method == "random":
         entropy = torch.zeros(n, dtype=torch.float64)
     else:
         from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
-        from nasforge.proxy.scoring import score_entropy
+        from nasforge.proxy.scoring import FEATURES, FORGETTING, run_dir_for, score_entropy
 
-        path = run_dir / ENTROPY_FILE
-        score_entropy(cfg, path, force=True, resume=resume)
-        scored = True
+        path = Path(p.entropy) if p.entropy else run_dir / ENTROPY_FILE
+        if not p.entropy:
+            score_entropy(cfg, path, force=True, resume=resume)
+            scored = True
         entropy = read_entropy_list(path, n).entropy
-        side = path.parent / (path.name + ".run")
-        if p.method == "k-center":
-            features = load_features(side / "features.npy")
-        if p.method == "forgetting":
-            forgetting = read_forgetting(side / "forgetting.tsv")
+        side = run_dir_for(path)  # nasforge entropy's side files
+        if p.method == "k-center" and (side / FEATURES).is_file():
+            features = load_features(side / FEATURES)
+        if p.method == "forgetting" and (side / FORGETTING).is_file():
+            forgetting = read_forgetting(side / FORGETTING)
     indices = select(p.method, p.size, entropy=entropy, labels=data.train.y, seed=cfg.run.seed,
                      bin_width=bin_width_for(cfg.data.dataset, p.bin_width), beta=p.beta,
                      class_balanced=p.class_balanced, features=features, forgetting=forgetting)

@@ -76,11 +76,10 @@ class SearchStrategy(nn.Module):
         return nn.ParameterDict(
             {c: nn.Parameter(std * torch.randn(shape)) for c in CELL_TYPES})
 
-    def descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                params: list[nn.Parameter] | None = None) -> None:
-        """One optimiser step on ∇loss w.r.t. ``params`` (default: the architecture
-        parameters) only; the network weights' gradients are left alone."""
-        params = self.arch_parameters() if params is None else params
+    def descend(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """One optimiser step on ∇loss w.r.t. the architecture parameters only; the network
+        weights' gradients are left alone."""
+        params = self.arch_parameters()
         optimizer.zero_grad(set_to_none=True)
         for p, g in zip(params, torch.autograd.grad(loss, params), strict=True):
             p.grad = g

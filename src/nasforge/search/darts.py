@@ -36,7 +36,7 @@ class DARTS(SearchStrategy):
         x, y = batch_a
         with ctx.autocast():
             loss = F.cross_entropy(network(x, self.op_weights()), y)
-        self.descend(loss, optimizer, list(self.alphas.values()))
+        self.descend(loss, optimizer)
 
     def _unrolled_grads(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
                         ctx: StepContext) -> None:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from nasforge.config import SearchConfig
 from nasforge.errors import NasforgeError
-from nasforge.search.base import CELL_TYPES, STRATEGIES, StepContext
+from nasforge.search.base import CELL_TYPES, STRATEGIES
 from nasforge.search.darts import DARTS
 from nasforge.spaces.darts.search_network import MixedOp, SearchNetwork
 
@@ -108,9 +108,7 @@ class PCDARTS(DARTS):
 
     @classmethod
     def validate(cls, cfg: SearchConfig) -> None:
-        if cfg.order != "first":
-            raise NasforgeError("pcdarts is first order only: set search.order=first; got "
-                                f"search.order={cfg.order}")
+        cls.require_first_order(cfg, "pcdarts")
         if cfg.channels % cfg.partial_k:
             raise NasforgeError(f"pcdarts needs search.channels divisible by search.partial_k="
                                 f"{cfg.partial_k}; got search.channels={cfg.channels}")
@@ -129,10 +127,3 @@ class PCDARTS(DARTS):
     def op_weights(self) -> dict[str, Tensor]:
         edges = self.edge_weights()
         return {c: w * edges[c][:, None] for c, w in super().op_weights().items()}
-
-    def arch_step(self, network: SearchNetwork, batch_w: tuple, batch_a: tuple,
-                  optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
-        x, y = batch_a
-        with ctx.autocast():
-            loss = F.cross_entropy(network(x, self.op_weights()), y)
-        self.descend(loss, optimizer)
