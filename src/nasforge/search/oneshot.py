@@ -30,19 +30,35 @@ def choice_alphas(space: OneShotSpace, std: float) -> nn.ParameterDict:
     return nn.ParameterDict({k: nn.Parameter(v) for k, v in alphas.items()})
 
 
+_FIXED_ROWS: dict[tuple[str, torch.device, torch.dtype], dict[int, Tensor]] = {}
+
+
+def _fixed_rows(space: OneShotSpace, device: torch.device, dtype: torch.dtype
+                ) -> dict[int, Tensor]:
+    """The constant input rows (0/1, padded to B) of the vertices whose parents are fixed,
+    made once per space and device: assembling the weights then copies nothing from the
+    host."""
+    key = (space.name, device, dtype)
+    if key not in _FIXED_ROWS:
+        B = space.blocks
+        rows = {}
+        for v in range(1, B + 1):
+            if v not in space.choice_vertices():
+                row = torch.zeros(B, dtype=dtype)
+                row[list(space.fixed_parents(v))] = 1.0
+                rows[v] = row.to(device)
+        _FIXED_ROWS[key] = rows
+    return _FIXED_ROWS[key]
+
+
 def assemble(space: OneShotSpace, ops: Tensor, output: Tensor,
              inputs: dict[int, Tensor]) -> dict[str, Tensor]:
     """The network's weights: ``inputs`` gives the rows of the searched vertices; a vertex
     whose parents are fixed sums them with weight 1 (as the one-shot model does)."""
     B = space.blocks
-    rows = []
-    for v in range(1, B + 1):
-        if v in inputs:
-            row = inputs[v].reshape(-1)
-        else:
-            row = torch.zeros(v, dtype=ops.dtype, device=ops.device)
-            row[list(space.fixed_parents(v))] = 1.0
-        rows.append(F.pad(row, (0, B - v)))
+    fixed = _fixed_rows(space, ops.device, ops.dtype)
+    rows = [F.pad(inputs[v].reshape(-1), (0, B - v)) if v in inputs else fixed[v]
+            for v in range(1, B + 1)]
     return {"ops": ops, "inputs": torch.stack(rows), "output": output.reshape(1, B + 1)}
 
 

@@ -126,11 +126,10 @@ class OneShotENAS(ENAS):
     def arch_weights(self, arch: OneShotArch) -> dict[str, Tensor]:
         """The 0/1 weights of one cell: its ops, its parents and the output's parents."""
         B = self.space.blocks
-        dev = self.g_emb.device
-        w = {"ops": torch.zeros(B, len(NB101_OPS), device=dev),
-             "inputs": torch.zeros(B, B, device=dev), "output": torch.zeros(1, B + 1, device=dev)}
+        w = {"ops": torch.zeros(B, len(NB101_OPS)), "inputs": torch.zeros(B, B),
+             "output": torch.zeros(1, B + 1)}  # filled on the host, moved in one copy each
         for b, (op, parents) in enumerate(zip(arch.ops, arch.parents, strict=True)):
             w["ops"][b, NB101_OPS.index(op)] = 1.0
             w["inputs"][b, list(parents)] = 1.0
         w["output"][0, list(arch.output)] = 1.0
-        return w
+        return {k: v.to(self.g_emb.device) for k, v in w.items()}

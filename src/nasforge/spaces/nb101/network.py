@@ -68,7 +68,7 @@ class ChoiceBlock(nn.Module):
 class OneShotCell(nn.Module):
     def __init__(self, c_in: int, channels: int, blocks: int) -> None:
         super().__init__()
-        self.blocks = blocks
+        self.blocks, self.channels = blocks, channels
         self.projections = nn.ModuleList(ConvBnRelu(c_in, channels, 1) for _ in range(blocks))
         self.out_projection = ConvBnRelu(c_in, channels * blocks, 1)
         self.choice_blocks = nn.ModuleList(ChoiceBlock(channels) for _ in range(blocks))
@@ -84,18 +84,17 @@ class OneShotCell(nn.Module):
             for j in range(b + 1):
                 if plan is not None and j not in plan.inputs[b]:
                     continue
+                # a planned block's inputs are planned too (Plan), so no state here is None
                 source = self.projections[b](s0) if j == 0 else states[j - 1]
-                if source is None:
-                    continue
                 term = in_w[b, j] * source
                 x = term if x is None else x + term
             if x is None:  # every input weight is zero: the block sees zeros
-                x = self.projections[b](s0) * 0
+                n, _, h, w = s0.shape
+                x = s0.new_zeros(n, self.channels, h, w)
             states.append(self.choice_blocks[b](x, ops_w[b],
                                                 None if plan is None else plan.ops[b]))
         n, _, h, w = s0.shape
-        channels = self.out_projection[0].out_channels // self.blocks
-        parts = [s0.new_zeros(n, channels, h, w)
+        parts = [s0.new_zeros(n, self.channels, h, w)
                  if state is None or (plan is not None and b + 1 not in plan.output)
                  else out_w[b + 1] * state
                  for b, state in enumerate(states)]
