@@ -7,7 +7,8 @@ median over rounds is reported, so a busy machine hurts every row alike):
 - ``reference``: the straightforward formulation (``bench/darts_reference.py``: every op
   of every edge, ``none`` included, computed in a Python loop, weights multiplied and
   summed), driven by the same DARTS strategy and optimisers as nasforge's network;
-- ``nasforge`` in the NCHW layout and in channels_last (the default of ``bench step``);
+- ``nasforge`` in the NCHW layout (its search's layout on CPU) and in channels_last (its
+  layout on CUDA);
 - ``NNI``: NNI 3.0's DARTS super-network (``bench/nni_darts_step.py``), when a Python with
   NNI is available (``--nni-python``; the current interpreter is tried first). NNI's
   architecture step back-propagates into the weights too, as its DartsLightningModule does.
@@ -89,7 +90,8 @@ def main() -> None:
         "reference (straightforward), NCHW": lambda: time_search_step(
             **common, channels_last=False, make_network=ReferenceSearchNetwork)["step_s"],
         "nasforge, NCHW": lambda: time_search_step(**common, channels_last=False)["step_s"],
-        "nasforge, channels_last": lambda: time_search_step(**common)["step_s"],
+        "nasforge, channels_last": lambda: time_search_step(**common,
+                                                            channels_last=True)["step_s"],
     }
     if nni_python:
         runs["NNI 3.0 DARTS super-network, NCHW"] = lambda: nni_step(nni_python, args)

@@ -50,9 +50,9 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     cfg = load_config(None, TINY_TRAIN)
     full = run_train(cfg, GENOTYPE, tmp_path / "full")
 
-    import nasforge.train as train_module
+    import nasforge.runtime as runtime  # record_epoch writes each epoch's checkpoint
 
-    real_save = train_module.save_checkpoint
+    real_save = runtime.save_checkpoint
     calls = []
 
     def crash_on_second_epoch(state, path):
@@ -61,10 +61,10 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed while writing epoch 1's checkpoint
         return real_save(state, path)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", crash_on_second_epoch)
+    monkeypatch.setattr(runtime, "save_checkpoint", crash_on_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg, GENOTYPE, tmp_path / "part")
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(runtime, "save_checkpoint", real_save)
     assert not (tmp_path / "part" / "results.json").exists()
     resumed = resume_train(tmp_path / "part")
     assert resumed["test_acc"] == full["test_acc"]

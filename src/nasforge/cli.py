@@ -269,7 +269,7 @@ def cmd_bench_step(args: argparse.Namespace) -> None:
 
     r = time_search_step(args.algo, args.channels, args.layers, args.batch, args.resolution,
                          args.steps, args.threads, args.device, args.nodes, amp=args.amp,
-                         channels_last=not args.no_channels_last, compile=args.compile or False,
+                         channels_last=args.channels_last, compile=args.compile or False,
                          warmup=args.warmup)
     if args.json:
         print(json.dumps({"imgs_per_s": r["imgs_per_s"], "step_s": r["step_s"]}))
@@ -923,7 +923,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     q.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                    help="autocast dtype on CUDA (auto: bf16 where supported)")
-    q.add_argument("--no-channels-last", action="store_true", help="time the NCHW layout")
+    q.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                   help="time the channels_last layout (default: the search's, i.e. on CUDA)")
+    q.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="time the NCHW layout")
     q.add_argument("--compile", nargs="?", const="default", metavar="MODE",
                    help="torch.compile the network (optional mode, e.g. reduce-overhead)")
     q.add_argument("--json", action="store_true",

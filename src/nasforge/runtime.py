@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nasforge.checkpoint import atomic_write_json
+from nasforge.checkpoint import atomic_write_json, save_checkpoint
 from nasforge.config import Config, config_to_dict, load_config, read_config, save_config
 from nasforge.errors import NasforgeError, NumericalError
 
@@ -262,3 +262,16 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
 
 def write_results(run_dir: Path, results: dict) -> Path:
     return atomic_write_json(run_dir / "results.json", results)
+
+
+def record_epoch(log: CsvLog, row: dict[str, Any], state: dict[str, Any], checkpoint: Path,
+                 append: tuple[Path, str] | None = None) -> None:
+    """The end of an epoch on disk: the log row, an optional line appended to a file (the
+    search's strengths history), then the checkpoint. Data-parallel loops run it through
+    ``Dist.main_only``, so a failure on rank 0 stops every rank instead of leaving them
+    waiting in the next collective."""
+    log.write(row)
+    if append is not None:
+        with append[0].open("a") as fh:
+            fh.write(append[1])
+    save_checkpoint(state, checkpoint)

@@ -10,6 +10,7 @@ genotype, so :func:`load_model` rebuilds it without the config.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ from nasforge.runtime import (
     load_run_config,
     lower_lr_hint,
     pick_device,
+    record_epoch,
     resume_config,
     rng_state,
     set_rng_state,
@@ -165,15 +167,12 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
         dist.check_replicas("train", replicas(), f"epoch {epoch}")
-        if not dist.is_main:
-            continue
-        log.write({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": elapsed})
-        save_checkpoint({"kind": "train", "genotype": format_genotype(genotype),
-                         "epoch": epoch, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "rng": rng_state(device),
-                         "scaler": scaler.state_dict(),
-                         "elapsed": elapsed}, ckpt_path)
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": val_loss, "val_acc": val_acc, "seconds": elapsed}
+        state = {"kind": "train", "genotype": format_genotype(genotype), "epoch": epoch,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "rng": rng_state(device), "scaler": scaler.state_dict(), "elapsed": elapsed}
+        dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
     bar.close()
     model.eval()  # the weights in memory are those of the last checkpoint
     dist.main_only(lambda: save_checkpoint(

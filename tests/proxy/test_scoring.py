@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import nasforge.proxy.scoring as scoring
 from nasforge.config import load_config
 from nasforge.data import load_dataset
 from nasforge.errors import NasforgeError
@@ -102,7 +101,9 @@ def test_checkpoint_errors(scored, tmp_path):
 
 def test_resume_after_a_crash_gives_the_identical_list(scored, tmp_path, monkeypatch):
     out, full = scored
-    real_save = scoring.save_checkpoint
+    import nasforge.runtime as runtime  # record_epoch writes each epoch's checkpoint
+
+    real_save = runtime.save_checkpoint
     calls = []
 
     def crash_on_second_epoch(state, path):
@@ -111,11 +112,11 @@ def test_resume_after_a_crash_gives_the_identical_list(scored, tmp_path, monkeyp
             raise KeyboardInterrupt  # killed while writing epoch 1's checkpoint
         return real_save(state, path)
 
-    monkeypatch.setattr(scoring, "save_checkpoint", crash_on_second_epoch)
+    monkeypatch.setattr(runtime, "save_checkpoint", crash_on_second_epoch)
     part = tmp_path / "part.tsv"
     with pytest.raises(KeyboardInterrupt):
         score_entropy(load_config(None, TINY), part)
-    monkeypatch.setattr(scoring, "save_checkpoint", real_save)
+    monkeypatch.setattr(runtime, "save_checkpoint", real_save)
     assert not part.exists()
     resumed = resume_entropy(part)
     assert part.read_text() == out.read_text()

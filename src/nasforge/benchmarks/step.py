@@ -5,9 +5,10 @@ architecture step on an architecture batch, then one weight step (SGD, gradient-
 AMP scaler where fp16) on a weight batch, both of ``batch`` images, first order. The network
 and strategy are built the way the search loop builds them, the data are random tensors
 already on the device, warm-up steps are not timed and CUDA is synchronised before and after
-the timed steps (never inside them). The layout is channels_last on every device unless
-``channels_last=False`` (on CPU the depthwise convolutions of this network run about 1.7×
-faster in it).
+the timed steps (never inside them). The layout is the search's (channels_last on CUDA,
+NCHW on CPU) unless ``channels_last`` says otherwise; on CPU channels_last runs this step
+1.3–1.8× faster (bench/README.md), but the search keeps NCHW there because torch 2.13's CPU
+backward crashed in channels_last for the ImageNet-stem network.
 
 ``step_s`` is the mean wall time of one step; ``imgs_per_s = batch / step_s``, the training
 images (weight batch) per second. Each step also forwards and back-propagates an architecture
@@ -52,7 +53,7 @@ class SearchStep:
 
     def __init__(self, algo: str = "darts", channels: int = 16, layers: int = 8,
                  batch: int = 64, resolution: int = 32, device: str = "auto", nodes: int = 4,
-                 *, amp: str = "auto", channels_last: bool = True,
+                 *, amp: str = "auto", channels_last: bool | None = None,
                  compile: bool | str = False, num_classes: int = 10, in_channels: int = 3,
                  seed: int = 0, make_network: Callable[..., nn.Module] | None = None) -> None:
         for name, value in (("channels", channels), ("layers", layers), ("batch", batch),
@@ -70,6 +71,8 @@ class SearchStep:
                                 f"{', '.join(COMPILE_MODES)}")
         self.device = pick_device(device)
         self.dtype = amp_dtype(self.device, amp)
+        if channels_last is None:  # as run_search lays it out
+            channels_last = self.device.type == "cuda"
         self.batch, self.channels_last, self.compile = batch, channels_last, mode
         cfg = replace(SearchConfig(), algo=algo, channels=channels, layers=layers,
                       nodes=nodes, batch_size=batch, order="first")
@@ -114,7 +117,8 @@ class SearchStep:
 def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, batch: int = 64,
                      resolution: int = 32, steps: int = 10, threads: int | None = None,
                      device: str = "auto", nodes: int = 4, *, amp: str = "auto",
-                     channels_last: bool = True, compile: bool | str = False, warmup: int = 2,
+                     channels_last: bool | None = None, compile: bool | str = False,
+                     warmup: int = 2,
                      num_classes: int = 10, in_channels: int = 3, seed: int = 0,
                      make_network: Callable[..., nn.Module] | None = None) -> dict:
     """Time ``steps`` search steps (after ``warmup`` untimed ones) on random data.
@@ -152,7 +156,7 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
     return {"imgs_per_s": batch / step_s, "step_s": step_s, "algo": algo,
             "device": str(run.device),
             "amp": "fp32" if run.dtype is None else str(run.dtype).removeprefix("torch."),
-            "channels_last": channels_last, "compile": run.compile or False,
+            "channels_last": run.channels_last, "compile": run.compile or False,
             "threads": used_threads, "steps": steps, "batch": batch}
 
 

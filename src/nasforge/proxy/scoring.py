@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -49,6 +50,7 @@ from nasforge.runtime import (
     autocast,
     check_finite,
     lower_lr_hint,
+    record_epoch,
     resume_config,
     rng_state,
     set_rng_state,
@@ -466,17 +468,15 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
         loss = float(loss_sum) / n
         bar.set_postfix(phase=phase.name, epoch=k, loss=f"{loss:.3f}")
         dist.check_replicas("entropy", replicas(), f"epoch {epoch}")
-        if not dist.is_main:
-            continue
-        log.write({"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr,
-                   "loss": loss, "train_acc": train_acc, "test_acc": test_acc,
-                   "seconds": elapsed})
-        save_checkpoint({"kind": "entropy", "model_name": e.model, "pretrain": e.pretrain,
-                         "epoch": epoch, "model": model.state_dict(),
-                         "head": None if head is None else head.state_dict(),
-                         "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
-                         "forgetting": counter.state_dict(), "rng": rng_state(device),
-                         "scaler": scaler.state_dict(), "elapsed": elapsed}, ckpt_path)
+        row = {"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr, "loss": loss,
+               "train_acc": train_acc, "test_acc": test_acc, "seconds": elapsed}
+        state = {"kind": "entropy", "model_name": e.model, "pretrain": e.pretrain,
+                 "epoch": epoch, "model": model.state_dict(),
+                 "head": None if head is None else head.state_dict(),
+                 "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
+                 "forgetting": counter.state_dict(), "rng": rng_state(device),
+                 "scaler": scaler.state_dict(), "elapsed": elapsed}
+        dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
     bar.close()
     model.eval()
     return elapsed

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,7 +29,6 @@ from nasforge.checkpoint import (
     kill_point,
     load_checkpoint,
     load_weights,
-    save_checkpoint,
 )
 from nasforge.config import Config, SearchConfig
 from nasforge.data import (
@@ -52,6 +52,7 @@ from nasforge.runtime import (
     load_run_config,
     lower_lr_hint,
     read_csv,
+    record_epoch,
     resume_config,
     rng_state,
     seed_everything,
@@ -313,22 +314,17 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
         dist.check_replicas("search", replicas(), f"epoch {epoch}")
-        if not dist.is_main:
-            continue
-        log.write({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, **bench_metrics,
-                   "seconds": elapsed})
-        with history.open("a") as fh:
-            fh.write(json.dumps({"epoch": epoch, "genotype": genotype_text,
-                                 **{k: v.tolist() for k, v in strengths.items()}}) + "\n")
-        save_checkpoint({"kind": "search", "algo": s.algo, "epoch": epoch,
-                         "network": network.state_dict(), "strategy": strategy.state_dict(),
-                         "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                         "rng": rng_state(device), "scaler": scaler.state_dict(),
-                         "elapsed": elapsed, "seen": seen,
-                         "primitives": list(network.primitives),
-                         "train_examples": len(indices)},
-                        ckpt_path)
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": val_loss, "val_acc": val_acc, **bench_metrics, "seconds": elapsed}
+        line = json.dumps({"epoch": epoch, "genotype": genotype_text,
+                           **{k: v.tolist() for k, v in strengths.items()}}) + "\n"
+        state = {"kind": "search", "algo": s.algo, "epoch": epoch,
+                 "network": network.state_dict(), "strategy": strategy.state_dict(),
+                 "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+                 "rng": rng_state(device), "scaler": scaler.state_dict(), "elapsed": elapsed,
+                 "seen": seen, "primitives": list(network.primitives),
+                 "train_examples": len(indices)}
+        dist.main_only(partial(record_epoch, log, row, state, ckpt_path, (history, line)))
     bar.close()
     return dist.main_only(lambda: finish_search(out))
 

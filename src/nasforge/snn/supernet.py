@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights
 from nasforge.config import Config
 from nasforge.data import read_index_file, write_index_file
 from nasforge.distributed import start_run
@@ -30,6 +31,7 @@ from nasforge.runtime import (
     check_finite,
     lower_lr_hint,
     read_csv,
+    record_epoch,
     resume_config,
     write_results,
 )
@@ -172,16 +174,14 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
         n_avg = train.spikes
         bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
         dist.check_replicas("snn-supernet", replicas(), f"epoch {epoch}")
-        if not dist.is_main:
-            continue
-        log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
-                   "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
-                   "seconds": elapsed})
-        save_checkpoint({"kind": KIND, "spec": spec, "epoch": epoch, "epochs": s.epochs,
-                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed,
-                         "scaler": None if scaler is None else scaler.state_dict()},
-                        ckpt_path)
+        row = {"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
+               "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
+               "seconds": elapsed}
+        state = {"kind": KIND, "spec": spec, "epoch": epoch, "epochs": s.epochs,
+                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed,
+                 "scaler": None if scaler is None else scaler.state_dict()}
+        dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
     bar.close()
     return dist.main_only(lambda: _finish(out, data, spec, s.epochs, train_idx, val_idx, model))
 
