@@ -7,8 +7,8 @@ single-step style) instead loops over t and runs the whole network on one time s
 time, every layer called T times. :func:`single_step_forward` does the latter with the
 *same modules and weights*: every convolution/BN/pool is applied to ``[N, ...]`` and every
 neuron advances one step (``single_step_forward``), so both formulations can be timed on
-one network. In eval mode they compute the same rates; in train mode batch norm takes its
-statistics per time step here (over N) instead of over T·N.
+one network. They compute the same rates in eval mode, and in train mode too with
+nasforge's default per-step batch norm (``snn.bn=merged`` takes statistics over T·N instead).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from spikingjelly.activation_based.layer import SeqToANNContainer
 from torch import nn
 
 from nasforge.snn.backbone import GlobalPool, Head, SpikePool, Stem
-from nasforge.snn.blocks import SCB, SIB, SRB, Skip
+from nasforge.snn.blocks import SCB, SIB, SRB, ConvBN, FactorizedReduce, Skip
 from nasforge.snn.neuron import is_neuron
 
 
@@ -26,8 +26,15 @@ def step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module`` applied to one time step ``x`` ([N, ...]); neurons advance one step."""
     if is_neuron(module):
         return module.single_step_forward(x)
+    if isinstance(module, ConvBN):
+        module[1].steps = 1  # batch norm over this step's N images
+        return nn.Sequential.forward(module, x)
     if isinstance(module, SeqToANNContainer):
         return nn.Sequential.forward(module, x)  # the wrapped layers, on [N, ...]
+    if isinstance(module, FactorizedReduce):
+        module.bn.steps = 1
+        y = module.bn(torch.cat([module.conv_1(x), module.conv_2(x[:, :, 1:, 1:])], dim=1))
+        return step(module.out, y)
     if isinstance(module, nn.Sequential):
         for child in module:
             x = step(child, x)
@@ -38,7 +45,7 @@ def step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return step(module.out, step(module.body, x) + step(module.shortcut, x))
     if isinstance(module, SIB):
         y = step(module.body, x)
-        return step(module.out, y + x if module.residual else y)
+        return step(module.out, y if module.shortcut is None else y + step(module.shortcut, x))
     if isinstance(module, SpikePool):
         return step(module.pool, x)
     if isinstance(module, GlobalPool):
@@ -53,6 +60,7 @@ def step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _stem_step(stem: Stem, x: torch.Tensor) -> torch.Tensor:
     """The stem on one step of a static image: conv + BN recomputed at every t."""
+    stem.bn.steps = 1
     return step(stem.extra, step(stem.neuron, stem.bn(stem.conv(x))))
 
 

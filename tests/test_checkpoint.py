@@ -97,3 +97,30 @@ def test_missing_and_unrecoverable(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(NasforgeError, match="corrupt"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_failed_write_names_the_target_not_the_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    from nasforge import checkpoint
+
+    target = tmp_path / "results.json"
+    target.write_text("old\n")
+
+    def full(fh):
+        fh.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as err:
+        checkpoint._atomic_write(target, full)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert target.read_text() == "old\n"  # the previous file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # no .tmp left
+
+    def refuse(prefix="", suffix="", dir=None):  # noqa: A002
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}abcd1234{suffix}")
+
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as err:
+        checkpoint.atomic_write_text(tmp_path / "o.txt", "x")
+    assert err.value.filename == str(tmp_path / "o.txt")

@@ -101,3 +101,34 @@ def test_cli_default_dir_and_empty_folder(tmp_path, capsys, monkeypatch):
 def test_cli_bad_options(tmp_path, capsys, argv):
     assert main([*argv, str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ['{"stage": "search", "val_acc": 9', "", "null", "[1, 2]", "{}"])
+def test_a_corrupt_results_json_is_failed_not_done(runs_root, capsys, text):
+    """A truncated or unparseable results.json (written atomically, so damaged afterwards)
+    makes the run failed, whatever else it holds, and the table says why; even one
+    recently changed or holding a checkpoint is not running/resumable."""
+    run = runs_root / "done"
+    (run / "results.json").write_text(text)
+    info = run_info(run)
+    assert info.status == "failed" and info.kind == "search"
+    assert info.detail == "darts digits; results.json is corrupt"
+    assert main(["runs", str(runs_root)]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if f"{run} " in x]
+    assert line.startswith("failed") and line.endswith("results.json is corrupt")
+
+
+def test_report_on_a_corrupt_results_json(runs_root, tmp_path, capsys):
+    """`nasforge report` on a run whose results.json is truncated says so in the report;
+    one that parses but holds the wrong types is one line and exit 2, no traceback."""
+    run = runs_root / "done"
+    (run / "results.json").write_text('{"stage": "search", "geno')
+    assert main(["report", str(run), "--out", str(tmp_path / "r1")]) == 0
+    md = (tmp_path / "r1" / "report.md").read_text()
+    assert "| status | failed |" in md and "corrupt results.json" in md
+    capsys.readouterr()
+    (run / "results.json").write_text('{"stage": "search", "genotype": 5, "cost": "x"}')
+    assert main(["report", str(run), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{run / 'results.json'} is corrupt" in err

@@ -9,11 +9,17 @@ its zip members does not match) is reported as one warning line on stderr, set a
 
 Test hook: ``NASFORGE_TEST_KILL_AT=POINT:N`` makes the process SIGKILL itself the N-th time
 it reaches POINT (:func:`kill_point`); ``checkpoint-write`` kills it halfway through writing
-the temporary file of a checkpoint. Only the kill tests set it.
+the temporary file of a checkpoint. Only the kill tests set it. ``NASFORGE_TEST_FULL_AT=
+checkpoint-write:N`` instead makes the N-th checkpoint write fail halfway with ``OSError(ENOSPC)``
+as on a full disk (:data:`FULL_ENV`; tests/test_env_faults.py).
+
+A write that fails (a full disk, a read-only folder) raises ``OSError`` naming the file the
+caller asked for, never the temporary file; the temporary file is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -27,25 +33,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from nasforge.errors import NasforgeError
+from nasforge.outputs import record
 
 if TYPE_CHECKING:
     import torch
 
 KILL_ENV = "NASFORGE_TEST_KILL_AT"
+FULL_ENV = "NASFORGE_TEST_FULL_AT"
 _reached: dict[str, int] = {}
 
 
-def _kill_due(point: str) -> bool:
-    """Test hook: True the N-th time ``point`` is reached when $NASFORGE_TEST_KILL_AT is
-    ``POINT:N`` (N defaults to 1)."""
-    spec = os.environ.get(KILL_ENV)
+def _kill_due(point: str, env: str = KILL_ENV) -> bool:
+    """Test hook: True the N-th time ``point`` is reached when $NASFORGE_TEST_KILL_AT (or
+    ``env``) is ``POINT:N`` (N defaults to 1)."""
+    spec = os.environ.get(env)
     if not spec:
         return False
     name, _, count = spec.partition(":")
     if name != point:
         return False
-    _reached[point] = _reached.get(point, 0) + 1
-    return _reached[point] == int(count or 1)
+    key = f"{env}:{point}"
+    _reached[key] = _reached.get(key, 0) + 1
+    return _reached[key] == int(count or 1)
 
 
 def _die() -> None:
@@ -96,25 +105,74 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dir_fd)
 
 
+class _FullDisk:
+    """Test hook: a file that takes ``room`` bytes, then fails as a full disk does."""
+
+    def __init__(self, fh: BinaryIO, room: int) -> None:
+        self.fh, self.room = fh, room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            self.fh.write(data[: self.room])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _write_half_and_fail(fh: BinaryIO, write: Callable[[BinaryIO], None]) -> None:
+    """Test hook: run ``write`` on a disk that fills up halfway through."""
+    buf = io.BytesIO()
+    write(buf)
+    write(_FullDisk(fh, len(buf.getvalue()) // 2))  # type: ignore[arg-type]
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` (what the caller asked to write) as its file name, in place of
+    an internal temporary file or no name at all."""
+    name = exc.filename
+    if name is None or Path(str(name)).name.endswith(".tmp"):
+        name = str(path)  # else: a path the user gave (e.g. a folder that cannot be made)
+    return OSError(exc.errno, exc.strerror or str(exc), name)
+
+
 def _atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
                   keep_previous: bool = False) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             if keep_previous and _kill_due("checkpoint-write"):
                 _write_half_and_die(fh, write)
+            if keep_previous and _kill_due("checkpoint-write", FULL_ENV):
+                _write_half_and_fail(fh, write)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         if keep_previous and path.exists():
             _keep_previous(path)
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch.save wraps the OSError of a failed write
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise _naming(cause, path) from exc
+        raise
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+    record(path)
     return path
 
 

@@ -12,6 +12,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,7 +26,33 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise NasforgeError(f"{self.prog}: {message}")
+        # main() adds the "nasforge: error:" prefix; keep only the subcommand ("snn train")
+        command = self.prog.removeprefix("nasforge").strip()
+        raise NasforgeError(f"{command}: {message}" if command else message)
+
+
+def _seed_arg(text: str) -> int:
+    """argparse type of every ``--seed``: an integer 0..2**32-1 (NumPy's seed range)."""
+    from nasforge.config import SEED_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}; allowed 0..{SEED_MAX}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"seed {value} is out of range; allowed 0..{SEED_MAX}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count or size that must be at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -34,9 +61,17 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE", help="dotted override, e.g. search.epochs=5")
     p.add_argument("--dataset", help="data set name (default: digits)")
     p.add_argument("--data-root", help="directory holding the data sets (or $NASFORGE_DATA)")
-    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--seed", type=_seed_arg, help="random seed")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _file_outputs(p: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
+    """A command writing the files named by options ``dests``: an existing file is
+    replaced only with ``--force`` (checked by ``_run`` before the command starts)."""
+    if not any("--force" in a.option_strings for a in p._actions):
+        p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(new_files=dests)
 
 
 def _add_run_dir_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -109,6 +144,35 @@ def _resume_overrides(args: argparse.Namespace) -> list[str]:
     return [*sets, *args.overrides]
 
 
+def _check_resume(args: argparse.Namespace, run_dir: str | Path,
+                  options: dict[str, tuple[str, object]] | None = None, *,
+                  config_dir: Path | None = None, also: list[str] | None = None,
+                  out_is_run: bool = True) -> None:
+    """Refuse the options of a ``--resume`` that it cannot honour, naming them in one line:
+    ``options`` maps an option (``--algo``) to its config key and the value given (None:
+    not given); it is refused when it differs from the run's saved value. ``--config`` is
+    refused when it resolves to another config; ``--out`` (unless it names the run itself,
+    ``out_is_run``) and ``--force`` always. Learning rates and run options go through
+    ``--set`` (:func:`nasforge.runtime.resume_config`)."""
+    from nasforge.runtime import check_resume_options
+
+    refused = list(also or [])
+    out = getattr(args, "out", None)
+    if out_is_run and out is not None and Path(out).resolve() != Path(run_dir).resolve():
+        refused.append(f"--out {out} (the run continues in {run_dir})")
+    if getattr(args, "force", False):
+        refused.append("--force (it would start the run again)")
+    given = {"--dataset": ("data.dataset", getattr(args, "dataset", None)),
+             "--seed": ("run.seed", getattr(args, "seed", None)), **(options or {})}
+    sets = {opt: f"{key}={json.dumps(value)}" for opt, (key, value) in given.items()
+            if value is not None}
+    config = getattr(args, "config", None)
+    check_resume_options(run_dir, [(opt, [text]) for opt, text in sets.items()],
+                         config=config, config_overrides=[*sets.values(),
+                                                          *getattr(args, "overrides", [])],
+                         config_dir=config_dir, also=refused)
+
+
 def _print_json_or_lines(obj: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(obj, indent=2))
@@ -121,6 +185,15 @@ def cmd_search(args: argparse.Namespace) -> None:
     from nasforge.search.loop import resume_search, run_search
 
     if args.resume:
+        _check_resume(args, args.resume, {
+            "--algo": ("search.algo", args.algo), "--space": ("search.space", args.space),
+            "--proxy": ("data.proxy", args.proxy),
+            "--proxy-method": ("proxy.method", args.proxy_method),
+            "--proxy-size": ("proxy.size", _number(args.proxy_size, "--proxy-size")),
+            "--proxy-entropy": ("proxy.entropy", args.proxy_entropy),
+            "--derive": ("search.rule", args.derive), "--k": ("search.k", args.k),
+            "--act-all": ("search.act_all", True if args.act_all else None),
+            "--threshold": ("search.threshold", args.threshold)})
         results = resume_search(args.resume, _resume_overrides(args))
     else:
         if not args.out:
@@ -153,6 +226,8 @@ def cmd_entropy(args: argparse.Namespace) -> None:
 
     if args.resume and args.checkpoint is None and \
             (run_dir_for(args.out) / "config.yaml").is_file():  # the saved config, not flags
+        _check_resume(args, args.out, {"--model": ("entropy.model", args.model)},
+                      config_dir=run_dir_for(args.out), out_is_run=False)
         results = resume_entropy(Path(args.out), _resume_overrides(args))
     else:
         cfg = _config_from_args(args, **{"entropy.model": args.model})
@@ -241,7 +316,7 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
     from nasforge.proxy.study import run_proxy_study
 
     cfg = _config_from_args(args)
-    rows = run_proxy_study(cfg, args.out, progress=not args.no_progress)
+    rows = run_proxy_study(cfg, args.out, progress=not args.no_progress, force=args.force)
     print(f"{len(rows)} runs -> {Path(args.out) / 'results.csv'}, {Path(args.out) / 'study.png'}")
 
 
@@ -312,7 +387,8 @@ def cmd_study_algorithms(args: argparse.Namespace) -> None:
     extra = {"study.algos": args.algos.split(",") if args.algos else None}
     args.config = args.config or "study-algorithms-digits"
     cfg = _config_from_args(args, **extra)
-    summary = run_algorithm_study(cfg, args.out, progress=not args.no_progress)
+    summary = run_algorithm_study(cfg, args.out, progress=not args.no_progress,
+                                  force=args.force)
     print((Path(args.out) / "algorithms.md").read_text(), end="")
     print(f"{len(summary)} rows -> {Path(args.out) / 'algorithms.csv'}, "
           f"{Path(args.out) / 'algorithms.png'}")
@@ -328,7 +404,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
         raise NasforgeError(f"quality: --samples must be at least 1; got {args.samples}")
     args.config = args.config or "quality-digits"
     cfg = _config_from_args(args, **{"quality.spaces": spaces, "quality.samples": args.samples})
-    rows = run_quality(cfg, args.out)
+    rows = run_quality(cfg, args.out, force=args.force)
     for space, s in summarise(rows).items():
         print(f"{space:12s} n={s['count']:<4d} median {s['median']:.2f}%  mean {s['mean']:.2f}%  "
               f"min {s['min']:.2f}%  max {s['max']:.2f}%")
@@ -351,11 +427,23 @@ def cmd_derive(args: argparse.Namespace) -> None:
     print(text)
 
 
+def _is_dir(source: str) -> bool:
+    """Whether an option that takes "text, file or directory" names a directory.
+
+    Published genotype texts are longer than a file name may be (ENAMETOOLONG) and may hold
+    characters a path cannot (NUL): such text is not a directory.
+    """
+    try:
+        return Path(source).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _genotype_arg(source: str):
     from nasforge.spaces.darts.genotype import load_genotype
 
     path = Path(source)
-    if path.is_dir():
+    if _is_dir(source):
         path = path / "genotype.txt"
         if not path.is_file():
             raise NasforgeError(f"{source} is a directory without genotype.txt")
@@ -367,6 +455,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from nasforge.train import resume_train, run_train
 
     if args.resume:
+        also = []
+        if args.genotype is not None:
+            from nasforge.spaces.darts.genotype import format_genotype
+
+            saved = (Path(args.resume) / "genotype.txt")
+            given = format_genotype(_genotype_arg(args.genotype))
+            if not saved.is_file() or saved.read_text().strip() != given:
+                also.append(f"--genotype (the run trains the genotype in {saved})")
+        _check_resume(args, args.resume, also=also)
         results = resume_train(args.resume, _resume_overrides(args))
     else:
         if not args.out or not args.genotype:
@@ -403,6 +500,11 @@ def _snn_sets(args: argparse.Namespace) -> dict[str, object]:
     return {f"snn.{k}": getattr(args, k, None) for k in keys}
 
 
+def _snn_options(args: argparse.Namespace) -> dict[str, tuple[str, object]]:
+    """The ``snn.*`` shortcut options as ``--option: (key, value)`` (for ``--resume``)."""
+    return {f"--{key.split('.')[1]}": (key, value) for key, value in _snn_sets(args).items()}
+
+
 def _lams(values: list[str]) -> list[float] | None:
     """``--lam -0.08 --lam -0.16`` or ``--lam=-0.08,-0.16`` → floats."""
     out: list[float] = []
@@ -415,16 +517,32 @@ def _lams(values: list[str]) -> list[float] | None:
     return out or None
 
 
+def _saved_supernet_epochs(run_dir: str) -> int | None:
+    """A super-network run's own budget if its config set one (else snn.epochs applied)."""
+    from nasforge.runtime import load_run_config
+
+    try:
+        return load_run_config(run_dir).snn.supernet_epochs
+    except NasforgeError:
+        return None
+
+
 def cmd_snn_supernet(args: argparse.Namespace) -> None:
     from nasforge.snn.supernet import resume_supernet, run_supernet
 
+    # --epochs is the super-network's own budget here (snn.supernet_epochs)
+    sets = {("snn.supernet_epochs" if k == "snn.epochs" else k): v
+            for k, v in _snn_sets(args).items()}
     if args.resume:
+        options = _snn_options(args)
+        if _saved_supernet_epochs(args.resume) is not None:
+            options["--epochs"] = ("snn.supernet_epochs", options["--epochs"][1])
+        _check_resume(args, args.resume, options)
         results = resume_supernet(args.resume, _resume_overrides(args))
     else:
         if not args.out:
             raise NasforgeError("snn supernet: --out RUN_DIR is required (or --resume RUN_DIR)")
-        results = run_supernet(_config_from_args(args, **_snn_sets(args)), args.out,
-                               force=args.force)
+        results = run_supernet(_config_from_args(args, **sets), args.out, force=args.force)
     n_avg = ("no spikes (ReLU network)" if results["n_avg"] is None else
              f"N_avg = {results['n_avg']:,.1f} spikes per image ({results['convention']} "
              "convention)")
@@ -436,11 +554,16 @@ def cmd_snn_search(args: argparse.Namespace) -> None:
     from nasforge.snn.search import resume_snn_search, run_snn_search
 
     if args.resume:
-        if args.supernet or args.out or args.lam or args.algo or args.config or \
-                args.seed is not None or args.device or args.overrides or args.force:
-            raise NasforgeError("snn search --resume DIR continues with the search's saved "
-                                "settings; give no other options (or re-run the command "
-                                "that started it)")
+        given = [option for option, value in (
+            ("--supernet", args.supernet), ("--out", args.out), ("--lam", args.lam),
+            ("--algo", args.algo), ("--config", args.config), ("--seed", args.seed),
+            ("--device", args.device), ("--set", args.overrides), ("--force", args.force))
+            if value is not None and value is not False and value != []]
+        if given:
+            raise NasforgeError(f"snn search --resume DIR continues with the search's saved "
+                                f"settings and cannot honour {', '.join(given)}; drop "
+                                f"{'it' if len(given) == 1 else 'them'} (or re-run the "
+                                "command that started it, with the same settings)")
         results = resume_snn_search(args.resume)
         _print_snn_searches(results)
         return
@@ -467,12 +590,19 @@ def cmd_snn_train(args: argparse.Namespace) -> None:
     from nasforge.snn.train import resume_snn_train, run_snn_train
 
     if args.resume:
+        arch, also = args.arch, []
+        if arch is not None and _is_dir(arch):
+            arch = best_arch(arch, _lams(args.lam)[0] if args.lam else None)
+        elif args.lam:
+            also.append("--lam (it picks a search in --arch SEARCH_DIR)")
+        _check_resume(args, args.resume, {**_snn_options(args), "--arch": ("snn.arch", arch),
+                                          "--model": ("snn.model", args.model)}, also=also)
         results = resume_snn_train(args.resume, _resume_overrides(args))
     else:
         if not args.out:
             raise NasforgeError("snn train: --out RUN_DIR is required (or --resume RUN_DIR)")
         arch = args.arch
-        if arch is not None and Path(arch).is_dir():
+        if arch is not None and _is_dir(arch):
             arch = best_arch(arch, _lams(args.lam)[0] if args.lam else None)
         elif args.lam:
             raise NasforgeError("snn train: --lam picks a search in --arch SEARCH_DIR; "
@@ -492,7 +622,7 @@ def cmd_snn_quality(args: argparse.Namespace) -> None:
     variants = args.variants.split(",") if args.variants else None
     cfg = _config_from_args(args, **_snn_sets(args), **{"snn.samples": args.samples,
                                                          "snn.variants": variants})
-    results = run_snn_quality(cfg, args.out)
+    results = run_snn_quality(cfg, args.out, force=args.force)
     for variant, row in results["variants"].items():
         print(f"{variant}: mean test acc {row['mean_acc']:.2f}%, mean spikes "
               f"{row['mean_spikes']:,.0f} over {row['samples']} random SNNs")
@@ -552,7 +682,7 @@ def cmd_plot_snn_arch(args: argparse.Namespace) -> None:
     from nasforge.analysis.snn_plots import plot_snn_architecture
     from nasforge.snn.search import best_arch
 
-    arch = best_arch(args.arch) if Path(args.arch).is_dir() else args.arch
+    arch = best_arch(args.arch) if _is_dir(args.arch) else args.arch
     print(plot_snn_architecture(arch, args.out, variant=args.variant, space=args.space,
                                 title=args.title or arch))
 
@@ -560,9 +690,23 @@ def cmd_plot_snn_arch(args: argparse.Namespace) -> None:
 def cmd_snn_describe(args: argparse.Namespace) -> None:
     from nasforge.snn import describe_snn
 
-    info = describe_snn(args.arch, args.channels, args.dataset, args.timesteps,
-                        measure=args.measure, batch=args.batch, convention=args.convention,
-                        variant=args.variant, space=args.space)
+    if (args.arch is None) == (args.model is None):
+        raise NasforgeError("snn describe: give --arch BLOCKS (a searched architecture) or "
+                            "--model NAME (a hand-crafted baseline), not both")
+    if args.model is not None:
+        from nasforge.snn.baselines import describe_snn_model
+
+        if args.variant is not None or args.space != "default":
+            raise NasforgeError("snn describe: --variant and --space shape AutoSNN's "
+                                "backbone; a --model baseline has its own layers")
+        info = describe_snn_model(args.model, args.channels, args.dataset, args.timesteps,
+                                  measure=args.measure, batch=args.batch,
+                                  convention=args.convention)
+    else:
+        info = describe_snn(args.arch, args.channels, args.dataset, args.timesteps,
+                            measure=args.measure, batch=args.batch,
+                            convention=args.convention, variant=args.variant,
+                            space=args.space)
     if args.json:
         print(json.dumps(info))
         return
@@ -629,7 +773,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from nasforge.analysis.report import build_report
 
-    for path in build_report(args.run_dir, args.out):
+    for path in build_report(args.run_dir, args.out, force=args.force):
         print(path)
 
 
@@ -746,6 +890,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         print(f"{result['metric']} plotted in {result['plot']}")
 
 
+RECOMPUTE_HELP = ("recompute the rows an earlier call into --out made with other settings "
+                  "(default: refuse)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nasforge.derive import DERIVE_RULES
     from nasforge.search import STRATEGIES
@@ -769,6 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     _add_derive_args(p, "--rule", DERIVE_RULES.names(), default="argmax")
     p.add_argument("--out", help="also write the genotype to this file")
+    _file_outputs(p, ("out",))
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("train", help="retrain a genotype from scratch")
@@ -805,7 +954,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entropy", required=True, help="entropy list (index, entropy, label)")
     p.add_argument("--method", required=True, help="selector, e.g. p1, random, bottom-k")
     p.add_argument("--size", required=True, help="a count (>= 1) or a fraction (< 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed_arg, default=0)
     p.add_argument("--beta", type=float, default=0.5, help="beta selector's bottom share")
     p.add_argument("--bin-width", type=float, help="log10-entropy bin width")
     p.add_argument("--dataset", help="picks the default bin width (cifar10: 0.5, ...)")
@@ -813,6 +962,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", help="features .npy for k-center")
     p.add_argument("--forgetting", help="forgetting counts for the forgetting selector")
     p.add_argument("--out", required=True, help="index file to write")
+    _file_outputs(p, ("out",))
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("plot", help="pictures: proxy data, op strengths, loss landscapes")
@@ -823,17 +973,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--bin-width", type=float)
     q.add_argument("--dataset")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_entropy)
     q = plot_sub.add_parser("classes", help="class proportions of selections")
     q.add_argument("--entropy", required=True, help="entropy list (for the labels)")
     q.add_argument("--selection", action="append", default=[])
     q.add_argument("--out", required=True)
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_classes)
     q = plot_sub.add_parser("tsne", help="t-SNE of features with selections highlighted")
     q.add_argument("--features", required=True)
     q.add_argument("--selection", action="append", default=[])
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_seed_arg, default=0)
     q.add_argument("--out", required=True)
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_tsne)
 
     q = plot_sub.add_parser("strengths", help="heatmaps of a search run's op strengths")
@@ -844,36 +997,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the values in the cells (default: when the grid is small)")
     q.add_argument("--title")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_strengths)
     q = plot_sub.add_parser("landscape", help="validation loss over op strengths (Fig. 4.6)")
     q.add_argument("run_dir", nargs="+", help="search run directories (one panel each)")
     q.add_argument("--points", type=int, default=21, help="grid points per axis")
     q.add_argument("--radius", type=float, default=1.0, help="grid half-width")
     q.add_argument("--batches", type=int, default=2, help="validation batches per point")
-    q.add_argument("--batch-size", type=int)
-    q.add_argument("--seed", type=int, default=0, help="seed of the random direction")
+    q.add_argument("--batch-size", type=_positive_int)
+    q.add_argument("--seed", type=_seed_arg, default=0, help="seed of the random direction")
     q.add_argument("--device", default="cpu")
     q.add_argument("--label", action="append", default=[], help="panel title (repeatable)")
     q.add_argument("--json", help="also write the measured grid as JSON")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out", "json"))
     q.set_defaults(func=cmd_plot_landscape)
 
     q = plot_sub.add_parser("snn-pareto", help="SNN accuracy vs spikes (Figs. 5.1, 5.12)")
     q.add_argument("run_dir", nargs="+", help="`snn train` run directories")
     q.add_argument("--title")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_snn_pareto)
     q = plot_sub.add_parser("snn-layers", help="spikes and firing rates per layer (Fig. 5.7)")
     q.add_argument("run_dir", nargs="+", help="`snn train` run directories")
     q.add_argument("--label", action="append", default=[], help="series name (repeatable)")
     q.add_argument("--title")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_snn_layers)
     q = plot_sub.add_parser("snn-search", help="an evolutionary search's evaluations")
     q.add_argument("search_dir", help="`snn search` directory")
     q.add_argument("--lam", action="append", default=[], help="which search (default: first)")
     q.add_argument("--title")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_snn_search)
     q = plot_sub.add_parser("snn-arch", help="block diagram of an SNN (Figs. 5.11, 5.13)")
     q.add_argument("--arch", required=True, help="block names or an `snn search` directory")
@@ -882,6 +1040,7 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["default", "v2-8tbd", "tbd-before-pool"])
     q.add_argument("--title")
     q.add_argument("--out", required=True, help="PNG to write")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_snn_arch)
 
     p = sub.add_parser("bench", help="tabular benchmarks")
@@ -898,6 +1057,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--epochs", default="108", help="budgets to keep: comma list or 'all'")
     q.add_argument("--no-crc", action="store_true", help="skip the record checksums")
     q.add_argument("--no-progress", action="store_true")
+    _file_outputs(q, ("out",))
     q.set_defaults(func=cmd_bench_nb101_convert)
     q = bench_sub.add_parser("nb101-query", help="look up a cell in a NAS-Bench-101 table")
     q.add_argument("--table", required=True, help="table written by nb101-convert")
@@ -936,13 +1096,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="multi-run studies")
     study_sub = p.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
     q = study_sub.add_parser("proxy", help="chapter-3 study: selectors x sizes x seeds")
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", required=True, help="study directory (re-run to resume)")
+    q.add_argument("--force", action="store_true", help=RECOMPUTE_HELP)
     _add_config_args(q)
     q.set_defaults(func=cmd_study_proxy)
     q = study_sub.add_parser("algorithms", help="the zoo: every algorithm x seeds, full data "
                              "and proxy data, on the tabular benchmark")
     q.add_argument("--out", required=True, help="study directory (re-run to resume)")
     q.add_argument("--algos", help="comma list of algorithms (default: study.algos)")
+    q.add_argument("--force", action="store_true", help=RECOMPUTE_HELP)
     _add_config_args(q)
     q.set_defaults(func=cmd_study_algorithms)
 
@@ -950,14 +1112,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spaces", help="comma list of darts and extcell-K (default: from config)")
     p.add_argument("--samples", type=int, help="unique random cell pairs per space")
     p.add_argument("--out", required=True, help="output directory (re-run to resume)")
+    p.add_argument("--force", action="store_true", help=RECOMPUTE_HELP)
     _add_config_args(p)
     p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("snn", help="spiking networks (AutoSNN, chapter 5)")
     snn_sub = p.add_subparsers(dest="snn_command", required=True, parser_class=_Parser)
     q = snn_sub.add_parser("describe", help="parameters, neurons and spikes of an SNN")
-    q.add_argument("--arch", required=True,
-                   help="block names, e.g. SRB_k5,SRB_k5,skip,SRB_k3,SRB_k5")
+    q.add_argument("--arch", help="block names, e.g. SRB_k5,SRB_k5,skip,SRB_k3,SRB_k5")
+    q.add_argument("--model", choices=["cifarnet-fang", "cifarnet-wu", "resnet11-lee",
+                                       "resnet19-zheng"],
+                   help="a hand-crafted baseline of Table 5.4 instead of --arch")
     q.add_argument("--channels", type=int, default=16)
     q.add_argument("--dataset", default="cifar10",
                    choices=["cifar10", "cifar100", "svhn", "tiny-imagenet", "cifar10-dvs",
@@ -987,7 +1152,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--algo", choices=["evolution", "random"],
                    help="evolution (Algorithm 1, default) or random (WS + random search)")
     q.add_argument("--config", help="search settings (snn.lams, snn.search_algo, ...)")
-    q.add_argument("--seed", type=int)
+    q.add_argument("--seed", type=_seed_arg)
     q.add_argument("--device")
     q.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="e.g. snn.rounds=5")
@@ -1009,6 +1174,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="study directory (re-run to resume)")
     q.add_argument("--samples", type=int, help="random architectures per variant (100)")
     q.add_argument("--variants", help="comma list of default, v1, v2, v3 (default: all)")
+    q.add_argument("--force", action="store_true", help=RECOMPUTE_HELP)
     _add_config_args(q)
     _add_snn_args(q)
     q.set_defaults(func=cmd_snn_quality)
@@ -1046,6 +1212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML + markdown report of a run (or a folder of runs)")
     p.add_argument("run_dir", help="run directory, demo directory or folder of runs")
     p.add_argument("--out", help="report directory (default: RUN_DIR/report)")
+    p.add_argument("--force", action="store_true",
+                   help="replace report files that nasforge did not write")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("runs", help="list the runs under a folder with their status")
@@ -1070,8 +1238,53 @@ DATA_PARALLEL = ("search", "train", "entropy", "snn supernet")
 """The commands that run data-parallel under torchrun (docs/distributed.md)."""
 
 
+_NOT_INPUTS = {"out", "resume", "func", "command", "new_files", "json"}
+
+
+def _input_paths(args: argparse.Namespace) -> list[str]:
+    """The existing files and folders named by the command's options and ``--set`` values:
+    what the command reads, so ``--force`` must not clear a folder holding one."""
+    values: list[str] = []
+    for key, value in vars(args).items():
+        if key in _NOT_INPUTS or key.endswith("_command"):
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str) or not item or len(item) > 4096:
+                continue
+            values.append(item.split("=", 1)[1] if key == "overrides" and "=" in item
+                          else item)
+    found = []
+    for value in values:
+        with contextlib.suppress(OSError, ValueError):
+            if Path(value).exists():
+                found.append(value)
+    return found
+
+
+def _check_file_outputs(args: argparse.Namespace) -> None:
+    from nasforge.outputs import check_new_file
+
+    for dest in getattr(args, "new_files", ()):
+        value = getattr(args, dest, None)
+        if value:
+            check_new_file(value, force=args.force, what="--" + dest.replace("_", "-"))
+
+
 def _run(args: argparse.Namespace) -> None:
-    """Run the command; under torchrun only rank 0 prints to stdout."""
+    """Run the command; under torchrun only rank 0 prints to stdout. A failed command
+    leaves no run directory it created that never reached a checkpoint."""
+    from nasforge import outputs
+
+    _check_file_outputs(args)
+    outputs.declare_inputs(_input_paths(args))
+    try:
+        _run_command(args)
+    except BaseException:
+        outputs.discard_unstarted()
+        raise
+
+
+def _run_command(args: argparse.Namespace) -> None:
     from nasforge.distributed import launched
 
     if not launched():
@@ -1088,13 +1301,29 @@ def _run(args: argparse.Namespace) -> None:
         args.func(args)
 
 
+def _user_path(filename: object) -> str:
+    """The file a user asked for, in place of an atomic writer's temporary file
+    (``DIR/.NAME.<random>.tmp``, ``DIR/.NAME.<pid>.link.tmp``, ``DIR/NAME.tmp``)."""
+    path = Path(os.fsdecode(filename))  # type: ignore[arg-type]
+    if not path.name.endswith(".tmp") or path.name == ".tmp":
+        return str(filename)
+    core = path.name.removesuffix(".tmp")
+    if core.startswith("."):
+        core = re.sub(r"\.(\d+\.(link|restore)|[A-Za-z0-9_]{8}|\d+)$", "", core[1:])
+    return str(path.with_name(core)) if core else str(filename)
+
+
 def _os_error(exc: OSError) -> str:
     """One line for a file-system refusal: the path, the reason and what would work."""
     reason = exc.strerror or str(exc)
     if exc.filename is None:
         return reason
+    exc.filename = _user_path(exc.filename)
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):
         reason = "a file is in the way where a directory is needed"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"cannot write {exc.filename}: {reason}; free some space, then continue a "
+                "run with --resume RUN_DIR (its last checkpoint is kept)")
     return (f"cannot use {exc.filename}: {reason}; give a path whose folders can be created "
             "and written")
 
@@ -1113,6 +1342,21 @@ def _show_warning(default, seen: set[str], message, category, filename, lineno, 
         print(f"nasforge: warning: {text}", file=sys.stderr)
 
 
+MAX_MESSAGE = 2000
+"""Longest error line printed (a hostile value cannot flood the terminal)."""
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away (``nasforge config list | head -1``): point
+    stdout at /dev/null, so the interpreter's final flush raises nothing either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (in-process tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -1123,10 +1367,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                          set())
             args = build_parser().parse_args(argv)
             _run(args)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:  # the reader of stdout stopped early: not an error
+        _quiet_stdout()
+        return 0
     except (NasforgeError, OSError) as exc:  # OSError: an unwritable path, a full disk, ...
         if debug:
             raise
         message = " ".join((_os_error(exc) if isinstance(exc, OSError) else str(exc)).split())
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 3] + "..."
         rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
         where = "" if rank == "0" else f" (rank {rank})"
         print(f"nasforge{where}: error: {message}", file=sys.stderr)

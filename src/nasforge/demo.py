@@ -8,7 +8,6 @@ on two CPU cores, and the shape every later stage (proxy data, BtNAS, AutoSNN) p
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from nasforge.analysis.curves import plot_curves
 from nasforge.checkpoint import atomic_write_text
 from nasforge.config import load_config
 from nasforge.errors import NasforgeError
+from nasforge.outputs import check_new_dir, create_run_dir
 from nasforge.runtime import write_results
 from nasforge.search.loop import run_search
 from nasforge.spaces.darts.genotype import parse_genotype
@@ -39,12 +39,8 @@ def run_demo(out: str | Path = "demo-run", *, force: bool = False, progress: boo
     if algo not in ALGO_SETTINGS:
         raise NasforgeError(f"demo algorithm '{algo}' is not available; choose from: "
                             f"{', '.join(ALGO_SETTINGS)}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise NasforgeError(f"demo directory {out} already exists; pass --force to redo it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_new_dir(out, force=force, what="demo directory")
+    create_run_dir(out)
     cfg = load_config("demo", [f"run.progress={str(progress).lower()}", *ALGO_SETTINGS[algo],
                                *overrides])
 

@@ -248,6 +248,26 @@ DATASETS: dict[str, _DatasetSpec] = {
 """Datasets ``describe`` knows: input channels, resolution, classes and network family."""
 
 
+MAX_DESCRIBE_PARAMS = 50_000_000
+"""Largest network :func:`describe_genotype` builds: 5·10^7 parameters (200 MB as float32;
+the thesis's networks have 2–6 million). Counted on the ``meta`` device first, which
+allocates nothing, so an oversized request is refused before any memory is used."""
+MAX_DESCRIBE_LAYERS = 100
+"""Most cells :func:`describe_genotype` builds (the thesis's networks have 8–20)."""
+
+
+def _check_size(build: Any, what: str, hint: str) -> None:
+    """Refuse a network of more than :data:`MAX_DESCRIBE_PARAMS` parameters, counted by
+    ``build()`` on the meta device (shapes only, no memory)."""
+    with torch.device("meta"):
+        params = count_parameters(build())
+    if params > MAX_DESCRIBE_PARAMS:
+        raise NasforgeError(
+            f"{what} has {params:,} parameters (about {params * 4 / 2**30:,.1f} GiB as "
+            f"float32); describe builds networks of up to {MAX_DESCRIBE_PARAMS:,} parameters: "
+            f"{hint}")
+
+
 def describe_genotype(
     genotype: Genotype,
     *,
@@ -272,8 +292,20 @@ def describe_genotype(
     C = spec.channels if channels is None else channels
     L = spec.layers if layers is None else layers
     classes = spec.num_classes if num_classes is None else num_classes
+    for name, value, lo, hi in (("channels", C, 1, None), ("layers", L, 3, MAX_DESCRIBE_LAYERS),
+                                ("num_classes", classes, 1, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
+                hi is not None and value > hi):
+            allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise NasforgeError(f"{name} must be an integer {allowed}, got {value!r}")
     network_cls = NetworkImageNet if spec.imagenet else NetworkCIFAR
-    model = network_cls(genotype, C, classes, L, auxiliary=False, in_channels=spec.in_channels)
+
+    def build() -> nn.Module:
+        return network_cls(genotype, C, classes, L, auxiliary=False, in_channels=spec.in_channels)
+
+    _check_size(build, f"the {dataset} network with C={C}, {L} cells",
+                "lower --channels or --layers")
+    model = build()
     input_shape = (spec.in_channels, spec.size, spec.size)
     params = count_parameters(model)
     flops = count_flops(model, input_shape)
@@ -293,3 +325,44 @@ def describe_genotype(
         "peak_memory_mb": round(peak / 2**20, 2),
         "peak_memory_device": where.type,
     }
+
+
+MAX_SNN_TIMESTEPS = 256
+"""Most time steps an SNN is described with (the thesis uses 4, 8 and 16)."""
+MAX_SNN_BATCH = 1024
+"""Largest batch ``snn describe --measure`` counts spikes on."""
+MAX_SNN_VALUES = 2**28
+"""Most values (batch × T × C × H × W) in the first layer of a described SNN: 1 GiB float32."""
+
+
+def check_snn_size(arch: str, channels: int, timesteps: int, batch: int, *, size: int,
+                   in_channels: int, classes: int, variant: str | None = None,
+                   space: str = "default") -> None:
+    """Refuse an SNN that ``snn describe`` could not build or run in bounded memory, naming
+    the allowed range: C >= 1, 1 <= T <= :data:`MAX_SNN_TIMESTEPS`, 1 <= batch <=
+    :data:`MAX_SNN_BATCH`, the architecture's block count, at most
+    :data:`MAX_DESCRIBE_PARAMS` parameters (counted on the meta device) and at most
+    :data:`MAX_SNN_VALUES` values in the first layer's activation."""
+    from nasforge.snn.backbone import SNNBackbone, num_tbd
+
+    for name, value, hi in (("--channels", channels, None), ("--timesteps", timesteps,
+                                                              MAX_SNN_TIMESTEPS),
+                            ("--batch", batch, MAX_SNN_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
+                hi is not None and value > hi):
+            allowed = f"1..{hi}" if hi is not None else ">= 1"
+            raise NasforgeError(f"{name} must be an integer {allowed}, got {value!r}")
+    blocks = num_tbd(variant, space)
+    given = arch.count(",") + 1 if isinstance(arch, str) else len(arch)
+    if given > blocks:
+        raise NasforgeError(f"architecture has {given:,} blocks; this backbone (variant "
+                            f"{variant or 'default'}, space {space}) takes exactly {blocks}")
+    values = batch * timesteps * channels * size * size
+    if values > MAX_SNN_VALUES:
+        raise NasforgeError(
+            f"batch {batch} x T={timesteps} x C={channels} x {size}x{size} is {values:,} values "
+            f"in the first layer; allowed up to {MAX_SNN_VALUES:,} (1 GiB as float32): lower "
+            "--batch, --timesteps or --channels")
+    _check_size(lambda: SNNBackbone(arch, channels, timesteps, classes, size, in_channels,
+                                    variant, space),
+                f"the SNN with C={channels}", "lower --channels")

@@ -9,6 +9,7 @@ the operations of a plain SGD loop, so tables built before it existed keep their
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -16,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.runtime import autocast
+from nasforge.errors import NumericalError
+from nasforge.runtime import autocast, weights_finite
 
 
 class EpochBatches(Protocol):
@@ -38,13 +40,17 @@ def fit(
     label_smoothing: float = 0.0,
     dtype: torch.dtype | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    hint: str | None = None,
 ) -> float:
     """Train ``model`` (returning ``(logits, aux_logits)``) for ``epochs``; mean last-epoch loss.
 
     ``lr_at(epoch)`` sets every group's learning rate at the start of an epoch; drop-path ramps
     linearly from 0 to ``drop_path`` as in DARTS and is only touched when non-zero; the auxiliary
     loss is added when the model returns auxiliary logits and ``aux_weight > 0``. ``on_epoch``
-    receives (epoch, mean loss) after each epoch, e.g. to advance a progress bar.
+    receives (epoch, mean loss) after each epoch, e.g. to advance a progress bar. With
+    ``hint`` given, a NaN/inf epoch loss or weight raises
+    :class:`~nasforge.errors.NumericalError` (one line ending with ``hint``); the tabular
+    benchmark's builder leaves it out, keeping its numbers and its one sync per epoch.
     """
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)  # fp16 is CUDA-only
     mean_loss = float("nan")
@@ -73,6 +79,9 @@ def fit(
             total = total + loss.detach() * len(y)
             count += len(y)
         mean_loss = float(total) / max(count, 1)
+        if hint is not None and (not math.isfinite(mean_loss) or not weights_finite(model)):
+            what = "loss" if not math.isfinite(mean_loss) else "weights"
+            raise NumericalError(f"non-finite {what} at epoch {epoch}; {hint}")
         if on_epoch is not None:
             on_epoch(epoch, mean_loss)
     return mean_loss

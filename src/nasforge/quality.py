@@ -289,7 +289,8 @@ def train_pair(genotype: Genotype, protocol: QualityProtocol, *,
     fit(model, protocol.train, optimizer, epochs=t.epochs, lr_at=lambda e: epoch_lr(cfg, e),
         grad_clip=t.grad_clip, aux_weight=t.auxiliary_weight if t.auxiliary else 0.0,
         drop_path=t.drop_path, label_smoothing=t.label_smoothing, dtype=protocol.dtype,
-        on_epoch=on_epoch)
+        on_epoch=on_epoch, hint=f"training a quality-study network stopped; lower train.lr "
+                                f"(now {t.lr:g}) and run again (finished networks are kept)")
     model.eval()
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -322,8 +323,11 @@ def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
     return out
 
 
-def _open_out_dir(out: Path, cfg: Config) -> None:
-    """Create ``out``, or check that it holds a study of the same protocol (then it resumes)."""
+def _open_out_dir(out: Path, cfg: Config, *, force: bool = False) -> None:
+    """Create ``out``, or check that it holds a study of the same protocol (then it resumes).
+
+    With ``force`` a study of another protocol is started again: its rows are dropped before
+    the new config is saved."""
     saved = out / CONFIG_FILE
     if saved.is_file():
         try:
@@ -331,11 +335,14 @@ def _open_out_dir(out: Path, cfg: Config) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             raise NasforgeError(f"{saved} is corrupt; use another --out") from None
         diff = _differences(old, _fingerprint(cfg))
-        if diff:
+        if diff and not force:
             raise NasforgeError(
                 f"{out} holds a quality study with a different config ({'; '.join(diff[:3])}); "
-                f"use another --out or the same config to resume it"
+                f"its rows would be reused under the new values: use a new --out, or --force "
+                f"to recompute them (or the same config to resume it)"
             )
+        if diff and (out / RESULTS_FILE).is_file():
+            (out / RESULTS_FILE).unlink()
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NasforgeError(f"{out} exists and is not a quality study output; use another --out")
     try:
@@ -378,13 +385,15 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def run_quality(cfg: Config, out: str | Path, *, progress: bool | None = None,
-                trainer: Callable[..., dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                trainer: Callable[..., dict[str, Any]] | None = None,
+                force: bool = False) -> list[dict[str, Any]]:
     """Run (or finish) the quality study of ``cfg.quality`` into ``out``; returns the CSV rows.
 
     Writes ``config.json``, ``results.csv`` (one row per trained pair, rewritten after each),
     ``summary.json`` and ``quality.png``. Pairs already in ``results.csv`` are not trained
     again; a directory holding a study with another data set, training protocol or seed is
-    refused. Samples are interleaved across spaces, so a partial study stays balanced.
+    refused (``force``: its rows are dropped and trained again). Samples are interleaved
+    across spaces, so a partial study stays balanced.
     ``trainer`` replaces :func:`train_pair` (same signature; tests use it to count trainings).
     """
     from nasforge.analysis.quality_plot import plot_quality
@@ -395,7 +404,7 @@ def run_quality(cfg: Config, out: str | Path, *, progress: bool | None = None,
         raise NasforgeError(f"samples must be at least 1; got {n}")
     out = Path(out)
     drawn = sample_spaces(specs, n, seed)
-    _open_out_dir(out, cfg)
+    _open_out_dir(out, cfg, force=force)
     results = out / RESULTS_FILE
     done = {(r["space"], r["sample"]): r for r in read_rows(results)}
     plan = [(s.name, i, drawn[s.name][i]) for i in range(n) for s in specs]

@@ -4,7 +4,9 @@ A run directory is one that a stage wrote: it holds ``config.yaml`` (every stage
 first), or a ``results.json`` with a ``"stage"`` key, or is a ``nasforge demo`` directory.
 Its status is
 
-- ``done``: ``results.json`` is present (every stage writes it last);
+- ``done``: ``results.json`` is present and readable (every stage writes it last, whole:
+  a ``results.json`` that does not parse as a JSON object is corrupt, and its run
+  ``failed``, whatever else it holds);
 - ``running``: no results yet, and a file of the directory changed recently: within
   ``active`` seconds (10 minutes by default) or, for slow runs, within twice the mean epoch
   time measured in the log plus a minute. The loops write no lock or pid file, so this is
@@ -29,6 +31,7 @@ import yaml
 
 from nasforge.checkpoint import has_checkpoint
 from nasforge.errors import NasforgeError
+from nasforge.outputs import MARKER
 
 ACTIVE_SECONDS = 600.0
 """A run without results counts as running while a file changed within this many seconds."""
@@ -186,12 +189,13 @@ def _detail(kind: str, config: dict, results: dict | None) -> str:
 
 
 def _latest_change(run_dir: Path) -> float:
-    """mtime of the newest file directly in ``run_dir`` (and in snn-search λ folders)."""
+    """mtime of the newest file directly in ``run_dir`` (and in snn-search λ folders); the
+    ownership marker is not the run's progress (a report made later appends to it)."""
     latest = 0.0
     with os.scandir(run_dir) as entries:
         for entry in entries:
             try:
-                if entry.is_file():
+                if entry.is_file() and entry.name != MARKER:
                     latest = max(latest, entry.stat().st_mtime)
                 elif entry.is_dir() and entry.name.startswith("lam"):
                     for sub in os.scandir(entry.path):
@@ -212,6 +216,9 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
         raise NasforgeError(f"{run_dir} is not a directory")
     now = time.time() if now is None else now
     results = read_json(run_dir / "results.json")
+    corrupt = not results and (run_dir / "results.json").exists()
+    if corrupt:
+        results = None
     config = read_config_dict(run_dir)
     kind = run_kind(run_dir, results, config)
     rows = read_csv(run_dir / LOGS[kind]) if kind in LOGS else []
@@ -221,7 +228,9 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
     if results and kind in LOGS and epochs is not None and epoch == 0:
         epoch = None  # finished without a log (e.g. scored with given weights)
     age = max(0.0, now - _latest_change(run_dir))
-    if results is not None:
+    if corrupt:  # written atomically, so never half-way: it was damaged afterwards
+        status = "failed"
+    elif results is not None:
         status = "done"
     else:
         window = active
@@ -236,8 +245,11 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
         else:
             status = "failed"
     metric, value = key_metric(kind, results, last)
+    detail = _detail(kind, config, results)
+    if corrupt:
+        detail = f"{detail}; results.json is corrupt" if detail else "results.json is corrupt"
     return RunInfo(path=str(run_dir), kind=kind, status=status, epoch=epoch, epochs=epochs,
-                   metric=metric, value=value, age=age, detail=_detail(kind, config, results))
+                   metric=metric, value=value, age=age, detail=detail)
 
 
 def find_run_dirs(root: str | Path, *, max_depth: int = MAX_DEPTH) -> list[Path]:

@@ -8,7 +8,6 @@ import csv
 import math
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from nasforge.checkpoint import atomic_write_json, save_checkpoint
 from nasforge.config import Config, config_to_dict, load_config, read_config, save_config
 from nasforge.errors import NasforgeError, NumericalError
+from nasforge.outputs import check_new_dir, create_run_dir, record
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -122,24 +122,38 @@ def lower_lr_hint(command: str, key: str, lr: float) -> str:
     return f"{command} --set {key}={lr / 10:g}"
 
 
+def weights_finite(*modules: torch.nn.Module | None) -> bool:
+    """Whether every floating-point parameter of ``modules`` is finite (one host sync)."""
+    flags = [torch.isfinite(p.detach()).all() for m in modules if m is not None
+             for p in m.parameters() if p.is_floating_point()]
+    return bool(torch.stack([f.to(flags[0].device) for f in flags]).all()) if flags else True
+
+
 def check_finite(loss: torch.Tensor | float, *, epoch: int, run: str | Path,
                  checkpoint: Path, resume: str, watch: LossWatch | None = None,
-                 what: str = "loss") -> None:
-    """Stop a run whose epoch loss is NaN/inf with one line naming the epoch, the step (from
-    ``watch``), the last good checkpoint and the ``resume`` command (a lower learning rate).
+                 what: str = "loss", module: torch.nn.Module | None = None) -> None:
+    """Stop a run whose epoch loss is NaN/inf, or whose ``module`` holds a NaN/inf weight
+    after the epoch (a spiking network's loss can stay finite when its weights are not),
+    with one line naming the epoch, the step (from ``watch``), the last good checkpoint and
+    the ``resume`` command (a lower learning rate).
 
     Called once per epoch on the accumulated loss before anything of the epoch is written,
-    so the checkpoint stays the last good one; it costs one host sync per epoch.
+    so the checkpoint stays the last good one; it costs one host sync per epoch (two with
+    ``module``).
     """
     if math.isfinite(float(loss)):
-        return
+        if module is None or weights_finite(module):
+            return
+        what, watch = "weights", None
     step = "" if watch is None else f" step {int(watch.finite_steps)}"
     if checkpoint.exists() and epoch > 0:
         last = f"last good checkpoint: {checkpoint} (epoch {epoch - 1})"
-    else:
-        last = "no checkpoint yet (the first epoch failed)"
-    raise NumericalError(f"non-finite {what} at epoch {epoch}{step} of {run}; {last}; "
-                         f"resume with a lower learning rate: {resume}")
+        raise NumericalError(f"non-finite {what} at epoch {epoch}{step} of {run}; {last}; "
+                             f"resume with a lower learning rate: {resume}")
+    # nothing to resume: the command line removes the unstarted run (nasforge.outputs)
+    lower = resume[resume.index("--set"):] if "--set" in resume else "a lower learning rate"
+    raise NumericalError(f"non-finite {what} at epoch {epoch}{step} of {run}; no checkpoint "
+                         f"yet (the first epoch failed); start it again with {lower}")
 
 
 RESUME_OVERRIDES = ("search.w_lr", "search.w_lr_min", "train.lr", "train.lr_min",
@@ -174,25 +188,85 @@ def resume_config(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = 
     return new
 
 
+def _fixed_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """``key old -> new`` for the keys a resume cannot change (not in RESUME_OVERRIDES)."""
+    from nasforge.rerun import setting_differences
+
+    return setting_differences(before, after, RESUME_OVERRIDES, run_options=())
+
+
+def check_resume_options(run_dir: str | Path,
+                         options: list[tuple[str, list[str]]] | tuple = (), *,
+                         config: str | None = None,
+                         config_overrides: list[str] | tuple[str, ...] = (),
+                         config_dir: str | Path | None = None,
+                         also: list[str] | tuple[str, ...] = ()) -> None:
+    """Refuse the command-line options a ``--resume`` cannot honour, in one line naming them.
+
+    ``options`` pairs an option (``--algo``) with the ``--set`` overrides it stands for; it
+    is refused when they change a saved setting outside :data:`RESUME_OVERRIDES` (repeating
+    the saved value is fine). ``config`` (``--config``, with ``config_overrides``) is refused
+    when the config it resolves to differs from the saved one there. ``also`` lists
+    refusals the caller found itself (``--out``, ``--force``, ...)."""
+    refused = list(also)
+    if options or config is not None:
+        before = config_to_dict(load_run_config(config_dir if config_dir is not None
+                                                else run_dir))
+        for option, overrides in options:
+            after = config_to_dict(load_config(None, list(overrides), **before))
+            changes = _fixed_changes(before, after)
+            if changes:
+                refused.append(f"{option} ({'; '.join(changes)})")
+        if config is not None:
+            changes = _fixed_changes(before, config_to_dict(
+                load_config(config, list(config_overrides))))
+            if changes:
+                more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+                refused.append(f"--config {config} ({'; '.join(changes[:3])}{more})")
+    if refused:
+        raise NasforgeError(
+            f"--resume continues {run_dir} with its saved settings and cannot honour "
+            f"{', '.join(refused)}; drop {'it' if len(refused) == 1 else 'them'}, or start a "
+            "new run with another --out to change them")
+
+
 def prepare_run_dir(out: str | Path, cfg: Config, *, force: bool = False) -> Path:
-    """Create a fresh run directory holding the resolved config."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise NasforgeError(f"run directory {out} is a file; give --out a new or empty "
-                            "directory")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise NasforgeError(
-                f"run directory {out} already exists; pass --resume {out} to continue it "
-                "or --force to overwrite"
-            )
-        shutil.rmtree(out)
+    """Create a fresh run directory holding the resolved config.
+
+    An existing non-empty ``out`` is refused, or with ``force`` cleared of what nasforge
+    wrote there (never anything else: :mod:`nasforge.outputs`); files the config reads
+    (``data.proxy``, ``proxy.entropy``, ...) must not lie inside it.
+    """
+    out = check_new_dir(out, force=force, inputs=config_paths(cfg),
+                        hint=f"pass --resume {out} to continue it, or ")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        create_run_dir(out)
         save_config(cfg, out / "config.yaml")
     except OSError as exc:
         raise NasforgeError(f"cannot write run directory {out}: {exc.strerror}") from exc
     return out
+
+
+def config_paths(cfg: Config) -> list[Path]:
+    """Every existing file or folder a config names (the inputs a run reads)."""
+    found: list[Path] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and value and len(value) < 4096:
+            try:
+                if ("/" in value or "." in value) and Path(value).exists():
+                    found.append(Path(value))
+            except (OSError, ValueError):
+                pass
+
+    walk(config_to_dict(cfg))
+    return found
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -234,6 +308,8 @@ class CsvLog:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+        if new:
+            record(self.path)
         if self.tb is not None:
             self.tb.write(row)
 
@@ -274,4 +350,5 @@ def record_epoch(log: CsvLog, row: dict[str, Any], state: dict[str, Any], checkp
     if append is not None:
         with append[0].open("a") as fh:
             fh.write(append[1])
+        record(append[0])
     save_checkpoint(state, checkpoint)

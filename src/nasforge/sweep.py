@@ -41,9 +41,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nasforge.config import CONFIG_DIR
+from nasforge.config import CONFIG_DIR, read_yaml_file
 from nasforge.errors import NasforgeError
 
 SWEEP_CONFIG_DIR = CONFIG_DIR / "sweeps"
@@ -251,10 +249,7 @@ SWEEP_CONFIG_KEYS = {"steps", "grid", "seeds", "vars", "gpus_per_trial", "cpus_p
 def read_sweep_config(name: str | Path) -> dict[str, Any]:
     """A sweep config file, checked: ``steps`` (command lines), ``grid``, ``seeds``, ..."""
     path = resolve_sweep_config(name)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise NasforgeError(f"cannot parse YAML in {path}") from exc
+    data = read_yaml_file(path) or {}  # refuses duplicate keys, alias bombs, binary files
     if not isinstance(data, dict):
         raise NasforgeError(f"{path} must hold a mapping (steps, grid, seeds, ...)")
     unknown = set(data) - SWEEP_CONFIG_KEYS
@@ -659,12 +654,38 @@ def _spec_json(spec: SweepSpec) -> dict[str, Any]:
             "gpus_per_trial": spec.gpus_per_trial, "cpus_per_trial": spec.cpus_per_trial}
 
 
-def _check_same_sweep(spec: SweepSpec, out: Path) -> None:
+def _trial_settings(trial: Trial) -> dict[str, Any]:
+    return {"point": trial.point, "seed": trial.seed}
+
+
+def _check_same_sweep(spec: SweepSpec, out: Path, trials: Sequence[Trial] = ()) -> None:
+    """A re-run reuses the finished trials in ``out``: refuse one whose commands differ, or
+    whose trial of the same name stands for other grid values (a grid key renamed to one with
+    the same short name, e.g. search.epochs → train.epochs). Adding grid values or seeds
+    keeps the finished trials."""
     saved = _read_json_file(out / "sweep.json")
     if saved and saved.get("steps") != [s.argv for s in spec.steps]:
         before = " --then ".join(shlex.join(a) for a in saved.get("steps", []))
         raise NasforgeError(f"{out} holds a sweep of `{before}`; its finished trials would not "
                             "match this command: give another --out")
+    points = saved.get("points") if saved else None
+    if not isinstance(points, dict):
+        return
+    for trial in trials:
+        old = points.get(trial.name)
+        if old is not None and old != _trial_settings(trial):
+            raise NasforgeError(
+                f"{out} holds trial {trial.name} of other grid values ({old.get('point')}, "
+                f"seed {old.get('seed')}, now {trial.point}, seed {trial.seed}); its results "
+                "would be reused under the new values: give another --out")
+
+
+def _merged_points(out: Path, trials: Sequence[Trial]) -> dict[str, Any]:
+    """The grid values of every trial this folder has held (earlier calls' too), by name."""
+    saved = _read_json_file(out / "sweep.json").get("points")
+    points = dict(saved) if isinstance(saved, dict) else {}
+    points.update({t.name: _trial_settings(t) for t in trials})
+    return points
 
 
 # --------------------------------------------------------------------------- Ray
@@ -784,10 +805,11 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, address: str | None = None,
     validate(spec, trials)
     if out.exists() and not out.is_dir():
         raise NasforgeError(f"--out {out} is a file, not a directory")
-    _check_same_sweep(spec, out)
+    _check_same_sweep(spec, out, trials)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {**_spec_json(spec),
-                                           "trials": [t.name for t in trials]})
+                                           "trials": [t.name for t in trials],
+                                           "points": _merged_points(out, trials)})
     finished = [t for t in trials
                 if all(step_done(out / t.name / s.name, s.results_file) for s in spec.steps)]
     todo = [t for t in trials if t not in finished]

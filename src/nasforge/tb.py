@@ -14,6 +14,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from nasforge.outputs import record
+
 ENV = "NASFORGE_TENSORBOARD"
 EVENTS_PREFIX = "events.out.tfevents."
 
@@ -67,6 +69,7 @@ class TensorBoardMirror:
                 self._disabled = True
                 return None
             self._writer = SummaryWriter(str(self.log_dir), purge_step=self.purge_step)
+            record(self.log_dir.parent, directory=True)  # tb/: event files are nasforge's
             weakref.finalize(self, self._writer.close)
         return self._writer
 

@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from nasforge.checkpoint import (
+    atomic_write_text,
+    has_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from nasforge.config import Config
 from nasforge.data import Augment, load_dataset, make_batches
 from nasforge.describe import count_parameters
@@ -75,8 +81,8 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
     # data-parallel under torchrun: docs/distributed.md
     dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
     if not resume:
-        dist.main_only(lambda: (out / "genotype.txt").write_text(format_genotype(genotype)
-                                                                 + "\n"))
+        dist.main_only(lambda: atomic_write_text(out / "genotype.txt",
+                                                 format_genotype(genotype) + "\n"))
     device = dist.device
     channels_last = cfg.run.channels_last and device.type == "cuda"
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
@@ -158,7 +164,8 @@ def run_train(cfg: Config, genotype: Genotype, out: str | Path, *, resume: bool 
         (n,) = dist.sum_counts(n)
         nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
             f"nasforge train --resume {out}", "train.lr", t.lr))
-        check_finite(loss_sum, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        check_finite(loss_sum, watch=watch, module=model,  # nothing of this epoch is saved
+                     **nan_guard)
         dist.average_buffers(model)  # BN running statistics
         model.eval()
         val_loss, val_acc = evaluate(lambda x: model(x)[0], eval_batches, dtype, dist)

@@ -78,10 +78,21 @@ def test_search_logs_the_tabulated_error_of_each_epochs_cell(algo, ss1_table, sm
     assert "NAS-Bench-1shot1" in run_cli("derive", str(out)).stderr
 
 
-@pytest.mark.parametrize("algo", ["darts", "enas"])
-def test_resumed_oneshot_search_matches(algo, small_proxy, tmp_path, one_thread):
+@pytest.mark.parametrize("algo, extra", [
+    ("darts", []), ("enas", []), ("gdas", []),
+    # NAS-Bench-1shot1's schedule: controller phase after each epoch, best-of-N cell
+    ("enas", ["search.controller_steps=3", "search.candidates=6", "search.rescore=2"]),
+], ids=["darts", "enas", "gdas", "enas-reference"])
+def test_resumed_oneshot_search_matches(algo, extra, small_proxy, tmp_path, one_thread):
     assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                     f"search.algo={algo}", "search.space=1shot1-ss3"])
+                                     f"search.algo={algo}", "search.space=1shot1-ss3", *extra])
+    if extra:  # with candidates each epoch's cell is one sampled cell: 0/1 strengths
+        lines = (tmp_path / "full" / "strengths.jsonl").read_text().splitlines()
+        for epoch in map(json.loads, lines):
+            assert {v for row in epoch["ops"] for v in row} == {0.0, 1.0}
+            assert all(sum(row) == 1.0 for row in epoch["ops"])
+            space, arch = parse_arch(epoch["genotype"])
+            assert space.name == "1shot1-ss3" and space.validate(arch) == arch
 
 
 @pytest.mark.parametrize("args, message", [

@@ -75,6 +75,7 @@ def test_random_search_uses_its_budget(supernet, tmp_path) -> None:
 def test_scores_of_another_supernet_are_refused(supernet, tmp_path) -> None:
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "evaluations.json").write_text(json.dumps({"supernet": "/x", "scores": {}}))
+    (tmp_path / "s" / "search.json").write_text(json.dumps({"supernet": "/x"}))
     with pytest.raises(NasforgeError, match="another super-network"):
         run_snn_search(supernet, tmp_path / "s", SMALL_SEARCH)
 

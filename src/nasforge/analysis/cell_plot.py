@@ -14,6 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch
 
+from nasforge.analysis.figures import save_figure
 from nasforge.spaces.darts.genotype import CellGenotype, Genotype
 
 OP_COLOURS: dict[str, str] = {
@@ -157,11 +158,7 @@ def count_arrows(fig: Figure) -> int:
 
 def draw_cell(cell: CellGenotype, path: str | Path, *, title: str = "") -> Path:
     """Save the diagram of ``cell`` as a PNG at ``path`` (parent folders are created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = cell_figure(cell, title=title)
-    fig.savefig(path, format="png", dpi=120)
-    return path
+    return save_figure(cell_figure(cell, title=title), path, tight=False, dpi=120)
 
 
 def draw_genotype(g: Genotype, out_dir: str | Path, *, prefix: str = "") -> dict[str, Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,13 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from nasforge.checkpoint import atomic_write_bytes  # noqa: E402
 
-def save_figure(fig: Figure, path: str | Path, *, tight: bool = True) -> Path:
-    """Write ``fig`` as a 110-dpi PNG at ``path`` (parent folders are created), close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+
+def save_figure(fig: Figure, path: str | Path, *, tight: bool = True, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically (parent folders are created), close it."""
+    buf = io.BytesIO()
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from nasforge.analysis.figures import save_figure
 from nasforge.checkpoint import load_checkpoint
 from nasforge.config import Config
 from nasforge.data import load_dataset, make_batches, split_weight_arch
@@ -263,9 +264,7 @@ def plot_landscapes(results: Mapping[str, dict[str, Any]], out_png: str | os.Pat
     title = "loss landscape over θ" if title is None else title
     if title:
         fig.suptitle(title)
-    path = Path(out_png)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=120)
+    path = save_figure(fig, out_png, tight=False, dpi=120)
     return path
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from nasforge.checkpoint import atomic_write_text
 from nasforge.errors import NasforgeError
+from nasforge.outputs import check_new_file, create_run_dir, is_run_dir
 from nasforge.runs import (
     LOGS,
     STATUSES,
@@ -239,6 +240,8 @@ def _status_line(ctx: RunContext) -> str:
     text = f"status: {info.status}"
     if info.status == "resumable" and ctx.kind in RESUME:
         text += " - continue it with " + RESUME[ctx.kind].format(dir=ctx.run_dir)
+    elif info.status == "failed" and (ctx.run_dir / "results.json").exists():
+        text += " - its results.json is corrupt (unreadable); run the stage again"
     elif info.status == "failed":
         text += " - it stopped before its first checkpoint"
     elif info.status == "running":
@@ -248,7 +251,9 @@ def _status_line(ctx: RunContext) -> str:
 
 def _not_available(ctx: RunContext, what: str, *, full: bool = False) -> str:
     status = _status_line(ctx) if full else f"status: {ctx.info.status}"
-    return f"{what}: not available (no results.json; {status})"
+    missing = "corrupt results.json" if (ctx.run_dir / "results.json").exists() \
+        else "no results.json"
+    return f"{what}: not available ({missing}; {status})"
 
 
 def _summary(doc: Doc, ctx: RunContext, level: int) -> None:
@@ -692,10 +697,27 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+def _checked_sections(doc: Doc, ctx: RunContext, level: int) -> None:
+    """:func:`_run_sections`; a results.json that parses but does not hold what its stage
+    writes (edited or damaged by hand) is one line naming it, not a traceback."""
+    try:
+        _run_sections(doc, ctx, level)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        if ctx.results is None:
+            raise
+        raise NasforgeError(
+            f"{ctx.run_dir / 'results.json'} is corrupt: it does not hold what a {ctx.kind} "
+            f"run writes ({type(exc).__name__}: {exc}); run the stage again, or report the "
+            "other runs one by one") from exc
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 force: bool = False) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` (+ PNGs) for a run or a folder of runs.
 
-    ``out`` defaults to ``RUN_DIR/report``. Returns the two paths.
+    ``out`` defaults to ``RUN_DIR/report``; a new or empty ``out`` becomes nasforge's and is
+    rewritten freely on the next call, an existing report there not written by nasforge is
+    replaced only with ``force``. Returns the two paths.
     """
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -707,8 +729,15 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Pa
         raise NasforgeError(f"{run_dir} is not a nasforge run directory: no config.yaml or "
                             "results.json in it or in the folders below it")
     out = run_dir / REPORT_DIR if out is None else Path(out)
+    if out.is_file():
+        raise NasforgeError(f"report directory {out} is a file; give --out a folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.is_dir() and any(out.iterdir()):
+            if not is_run_dir(out) and not force:
+                for name in ("report.md", "report.html"):
+                    check_new_file(out / name, force=False, what="report")
+        else:
+            create_run_dir(out)
     except OSError as exc:
         raise NasforgeError(f"cannot create report directory {out}: {exc.strerror}") from exc
     doc = Doc(out)
@@ -722,8 +751,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Pa
     sections = [d for d in dirs if not (demo and d == run_dir)]
     single = len(sections) == 1 and sections[0] == run_dir
     if single:
-        ctx = RunContext(run_dir, infos[run_dir], root_results, read_config_dict(run_dir), "")
-        _run_sections(doc, ctx, 2)
+        ctx = RunContext(run_dir, infos[run_dir], root_results or None,
+                         read_config_dict(run_dir), "")
+        _checked_sections(doc, ctx, 2)
     else:
         if demo:
             _demo_summary(doc, root_results, run_dir)
@@ -738,9 +768,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Pa
             top = rel == "."  # a run holding another (a search and its entropy scoring)
             doc.heading(2, f"{infos[d].kind}: {run_dir.resolve().name if top else rel}",
                         "main-run" if top else _slug(rel))
-            ctx = RunContext(d, infos[d], read_json(d / "results.json"), read_config_dict(d),
-                             "" if top else _slug(rel) + "-")
-            _run_sections(doc, ctx, 3)
+            ctx = RunContext(d, infos[d], read_json(d / "results.json") or None,
+                             read_config_dict(d), "" if top else _slug(rel) + "-")
+            _checked_sections(doc, ctx, 3)
         if len(sections) > MAX_RUN_SECTIONS:
             doc.para(f"{len(sections) - MAX_RUN_SECTIONS} more runs are listed above without "
                      "sections; report them one by one with `nasforge report RUN_DIR`.")

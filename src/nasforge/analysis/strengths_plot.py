@@ -22,6 +22,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from nasforge.analysis.figures import save_figure
 from nasforge.derive import CELLS, derive
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts.genotype import PRIMITIVES, Genotype, cell_edges, load_genotype
@@ -239,9 +240,8 @@ def plot_strengths(
     ``genotype`` or ``rule`` (+ ``options`` such as ``k``/``act_all``) outline the kept ops.
     """
     data = strengths_data(source, genotype=genotype, rule=rule, **options)
-    path = Path(out_png)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strengths_figure(data, title=title, annotate=annotate).savefig(path, format="png", dpi=120)
+    path = save_figure(strengths_figure(data, title=title, annotate=annotate), out_png,
+                       tight=False, dpi=120)
     return path
 
 

@@ -55,7 +55,8 @@ class SearchStep:
                  batch: int = 64, resolution: int = 32, device: str = "auto", nodes: int = 4,
                  *, amp: str = "auto", channels_last: bool | None = None,
                  compile: bool | str = False, num_classes: int = 10, in_channels: int = 3,
-                 seed: int = 0, make_network: Callable[..., nn.Module] | None = None) -> None:
+                 seed: int = 0, make_network: Callable[..., nn.Module] | None = None,
+                 mixed_op: str | None = None) -> None:
         for name, value in (("channels", channels), ("layers", layers), ("batch", batch),
                             ("resolution", resolution), ("nodes", nodes),
                             ("num_classes", num_classes), ("in_channels", in_channels)):
@@ -81,6 +82,10 @@ class SearchStep:
             cfg, STRATEGIES.get(algo), num_classes=num_classes, in_channels=in_channels,
             image_size=resolution, device=self.device, channels_last=channels_last,
             compile=mode or "off", make_network=make_network)
+        if mixed_op is not None:
+            if not hasattr(self.network, "mixed_op"):
+                raise NasforgeError("mixed_op applies to the DARTS-space super-network only")
+            self.network.mixed_op = mixed_op
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.dtype == torch.float16)
         self.ctx = StepContext(w_optimizer=self.w_opt, w_lr=self.cfg.w_lr,
@@ -120,7 +125,8 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
                      channels_last: bool | None = None, compile: bool | str = False,
                      warmup: int = 2,
                      num_classes: int = 10, in_channels: int = 3, seed: int = 0,
-                     make_network: Callable[..., nn.Module] | None = None) -> dict:
+                     make_network: Callable[..., nn.Module] | None = None,
+                     mixed_op: str | None = None) -> dict:
     """Time ``steps`` search steps (after ``warmup`` untimed ones) on random data.
 
     Returns ``{"imgs_per_s", "step_s"}`` plus what was measured: ``algo``, ``device``,
@@ -141,7 +147,7 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
         run = SearchStep(algo, channels, layers, batch, resolution, device, nodes, amp=amp,
                          channels_last=channels_last, compile=compile,
                          num_classes=num_classes, in_channels=in_channels, seed=seed,
-                         make_network=make_network)
+                         make_network=make_network, mixed_op=mixed_op)
         for i in range(warmup):
             run.step(i)
         run.synchronize()
@@ -157,7 +163,8 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
             "device": str(run.device),
             "amp": "fp32" if run.dtype is None else str(run.dtype).removeprefix("torch."),
             "channels_last": run.channels_last, "compile": run.compile or False,
-            "threads": used_threads, "steps": steps, "batch": batch}
+            "threads": used_threads, "steps": steps, "batch": batch,
+            "mixed_op": getattr(run.network, "mixed_op", None)}
 
 
 def _random_batch(batch: int, channels: int, size: int, classes: int, device: torch.device,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from nasforge.errors import NasforgeError
+from nasforge.outputs import record
 
 __all__ = ["read_index_file", "split_weight_arch", "write_index_file"]
 
@@ -87,6 +88,7 @@ def write_index_file(
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    record(path)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -461,7 +461,7 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
             test_acc = _accuracy(model, test, dtype, dist)
         out = run_dir.with_name(run_dir.name.removesuffix(".run"))  # the entropy list
         check_finite(loss_sum, epoch=epoch, run=run_dir, checkpoint=ckpt_path,
-                     watch=None if phase.name == "simclr" else watch,
+                     watch=None if phase.name == "simclr" else watch, module=model,
                      resume=lower_lr_hint(f"nasforge entropy --out {out} --resume",
                                           "entropy.lr", e.lr))  # nothing of it is saved
         elapsed += time.perf_counter() - t0

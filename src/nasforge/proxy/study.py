@@ -3,7 +3,9 @@
 For every algorithm × selector × subset size × seed: select the subset from one entropy
 list, search on it in the tabular benchmark's space, and score the found cell by its
 tabulated test accuracy (NAS-Bench-1shot1's role in §3.4.2). The full-data search with the
-same seeds is the baseline. Finished runs are skipped on a re-run, so a killed study resumes.
+same seeds is the baseline. Finished runs are skipped on a re-run, so a killed study resumes;
+a re-run with other settings (anything but the plan lists and run options) is refused, or
+with ``force`` recomputes what the old settings made (:mod:`nasforge.rerun`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,81 @@ from pathlib import Path
 import torch
 
 from nasforge.checkpoint import atomic_write_json, atomic_write_text
-from nasforge.config import Config, config_from_dict, config_to_dict
+from nasforge.config import Config, config_from_dict, config_to_dict, read_config
 from nasforge.data import load_dataset, write_index_file
 from nasforge.errors import NasforgeError
+from nasforge.rerun import other_settings_error, setting_differences
 
 FIELDS = ("algo", "method", "size", "k", "seed", "test_acc", "val_acc", "rank", "params",
           "search_seconds", "examples_seen", "genotype")
+PLAN_KEYS = ("study.algos", "study.methods", "study.sizes", "study.seeds")
+"""Which rows a study makes; a re-run may change them (finished rows are kept)."""
+ENTROPY_KEYS = ("data", "entropy", "run.seed", "proxy.entropy")
+"""Settings the study's own ``entropy.tsv`` depends on."""
+SELECTION_KEYS = (*ENTROPY_KEYS, "proxy")
+"""Settings its proxy index files depend on."""
 
 
 def _size_label(size: float) -> str:
     return f"{int(size)}" if size >= 1 else f"{size:g}"
 
 
-def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> list[dict]:
-    """Run (or finish) the study into ``out``; returns the rows of ``out/results.csv``."""
+def _run_name(algo: str, method: str, size: float, seed: int) -> str:
+    return f"{algo}-{method}-{_size_label(size)}-s{seed}"
+
+
+def _run_config(cfg: Config, algo: str, seed: int) -> Config:
+    """The config of one search of the study (``data.proxy`` is set by the caller)."""
+    run_cfg = config_from_dict(config_to_dict(cfg))
+    run_cfg.search.algo, run_cfg.run.seed = algo, seed
+    run_cfg.run.progress = False
+    return run_cfg
+
+
+def _saved_settings(out: Path) -> dict | None:
+    """The config an earlier call saved in ``out/config.json`` (None for a new folder)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return config_to_dict(config_from_dict(saved))
+    except (OSError, ValueError, TypeError, AttributeError, NasforgeError):
+        raise NasforgeError(f"{path} is not a study config (unreadable or of another "
+                            "command); use a new --out") from None
+
+
+def _touches(diffs: list[str], keys: tuple[str, ...]) -> bool:
+    names = [d.split(" ", 1)[0] for d in diffs]
+    return any(n == k or n.startswith(f"{k}.") for n in names for k in keys)
+
+
+def _finished_run(run_dir: Path, run_cfg: Config, *, force: bool, out: Path) -> dict | None:
+    """The results of a finished run made with ``run_cfg``'s settings; None when it must run
+    (not finished, unreadable results, or other settings with ``force``)."""
+    results_file = run_dir / "results.json"
+    if not results_file.is_file():
+        return None
+    try:
+        result = json.loads(results_file.read_text())
+        saved = config_to_dict(read_config(run_dir / "config.yaml"))
+    except (OSError, ValueError, NasforgeError):
+        return None  # a corrupt or half-written run: search it again
+    diffs = setting_differences(saved, config_to_dict(run_cfg), (*PLAN_KEYS, "data.proxy"))
+    if diffs:
+        if force:
+            return None
+        raise other_settings_error(out, f"a proxy study (run {run_dir.name})", diffs)
+    return result
+
+
+def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True,
+                    force: bool = False) -> list[dict]:
+    """Run (or finish) the study into ``out``; returns the rows of ``out/results.csv``.
+
+    A folder holding a study with other settings is refused; with ``force`` the rows (and
+    the study's own entropy list and proxy files) those settings made are computed again.
+    """
     from nasforge.benchmarks.tabular import TabularBenchmark
     from nasforge.proxy.entropy import load_features, read_entropy_list, read_forgetting
     from nasforge.proxy.histogram import bin_width_for
@@ -45,14 +108,33 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> l
     for a in st.algos:
         STRATEGIES.get(a)
     bench = TabularBenchmark.load(st.bench)
+    saved = _saved_settings(out)
+    diffs = [] if saved is None else setting_differences(saved, config_to_dict(cfg), PLAN_KEYS)
+    if diffs and not force:
+        raise other_settings_error(out, "a proxy study", diffs)
+    plan = [(a, "full", 1.0, s) for a in st.algos for s in st.seeds]
+    plan += [(a, m, z, s) for a in st.algos for m in st.methods for z in st.sizes
+             for s in st.seeds]
+    if not force:  # every earlier run is checked before anything is written or searched
+        for algo, method, size, seed in plan:
+            _finished_run(out / "runs" / _run_name(algo, method, size, seed),
+                          _run_config(cfg, algo, seed), force=False, out=out)
     out.mkdir(parents=True, exist_ok=True)  # after the checks: a typo leaves no directory
+    entropy_path = Path(cfg.proxy.entropy) if cfg.proxy.entropy else out / "entropy.tsv"
+    rescore = not cfg.proxy.entropy and _touches(diffs, ENTROPY_KEYS)
+    # --force: files the old settings made go before the new config is saved, so a kill
+    # in between cannot leave them looking current
+    if rescore and entropy_path.is_file():
+        entropy_path.unlink()
+    if _touches(diffs, SELECTION_KEYS):
+        for old in sorted((out / "proxies").glob("*.txt")):
+            old.unlink()
     atomic_write_text(out / "config.json", json.dumps(config_to_dict(cfg), indent=2))
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
     n = len(data.train)
 
-    entropy_path = Path(cfg.proxy.entropy) if cfg.proxy.entropy else out / "entropy.tsv"
     side = entropy_path.parent / (entropy_path.name + ".run")
-    if not entropy_path.is_file():
+    if rescore or not entropy_path.is_file():
         score_entropy(cfg, entropy_path, force=True)
     entropy = read_entropy_list(entropy_path, n).entropy
     features = load_features(side / "features.npy") if (side / "features.npy").is_file() \
@@ -61,16 +143,11 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> l
         if (side / "forgetting.tsv").is_file() else None
     bin_width = bin_width_for(cfg.data.dataset, cfg.proxy.bin_width)
 
-    plan = [(a, "full", 1.0, s) for a in st.algos for s in st.seeds]
-    plan += [(a, m, z, s) for a in st.algos for m in st.methods for z in st.sizes
-             for s in st.seeds]
     rows: list[dict] = []
     for i, (algo, method, size, seed) in enumerate(plan):
-        name = f"{algo}-{method}-{_size_label(size)}-s{seed}"
+        name = _run_name(algo, method, size, seed)
         run_dir = out / "runs" / name
-        run_cfg = config_from_dict(config_to_dict(cfg))
-        run_cfg.search.algo, run_cfg.run.seed = algo, seed
-        run_cfg.run.progress = False
+        run_cfg = _run_config(cfg, algo, seed)
         if method == "full":
             run_cfg.data.proxy, k = None, n
         else:
@@ -83,10 +160,8 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True) -> l
                              forgetting=forgetting)
                 write_index_file(index_file, idx)
             run_cfg.data.proxy = str(index_file.resolve())
-        results_file = run_dir / "results.json"
-        if results_file.is_file():
-            result = json.loads(results_file.read_text())
-        else:
+        result = _finished_run(run_dir, run_cfg, force=force, out=out)
+        if result is None:
             if progress:
                 print(f"[{i + 1}/{len(plan)}] {name}", flush=True)
             result = run_search(run_cfg, run_dir, force=True)

@@ -15,6 +15,8 @@ from nasforge.search import (  # noqa: F401
     oneshot_gdas,
     pcdarts,
     prdarts,
+    random_search,
+    random_ws,
     robustdarts,
     sdarts,
     sgas,

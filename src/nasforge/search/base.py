@@ -7,6 +7,7 @@ only mixes ops with the weights it is given. The search loop owns the network we
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +30,25 @@ class StepContext:
     w_optimizer: torch.optim.Optimizer
     w_lr: float
     autocast: object  # a context-manager factory: ``with ctx.autocast(): ...``
+
+
+@dataclass
+class EpochEnd:
+    """What :meth:`SearchStrategy.end_epoch` may use once an epoch's weight training is done
+    (BN running statistics already averaged over ranks)."""
+
+    epoch: int
+    network: nn.Module
+    optimizer: torch.optim.Optimizer  # the architecture optimiser
+    ctx: StepContext
+    arch_batches: Iterator[tuple]
+    """Endless: augmented, shuffled batches of the architecture half (this epoch's order
+    first, then further passes), each rank's part when data-parallel."""
+    score_batches: Callable[[], Iterator[tuple]]
+    """A fresh endless stream of un-augmented architecture-half batches of
+    ``search.batch_size``, in order (built on the first call)."""
+    evaluate: Callable[[dict[str, torch.Tensor]], float]
+    """Accuracy (%) of the network with these op weights over the whole architecture half."""
 
 
 class SearchStrategy(nn.Module):
@@ -110,6 +130,10 @@ class SearchStrategy(nn.Module):
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         """Hook for schedules (temperatures, warm-up); nothing by default."""
+
+    def end_epoch(self, end: EpochEnd) -> None:
+        """Hook after an epoch's weight training, before its evaluation (ENAS's controller
+        phase in the NAS-Bench-1shot1 spaces); nothing by default."""
 
     def weight_step_weights(self, network: SearchNetwork, batch_w: tuple,
                             ctx: StepContext) -> dict[str, torch.Tensor]:

@@ -3,6 +3,8 @@ second-order (unrolled) bi-level optimisation."""
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -11,6 +13,19 @@ from nasforge.config import SearchConfig
 from nasforge.distributed import current
 from nasforge.search.base import STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.search_network import SearchNetwork
+
+
+def full_precision(*tensors: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off for the device of ``tensors``: the forwards inside run in float32.
+
+    Under mixed precision (``run.amp``) a bf16 forward rounds every weight to 8 bits of
+    mantissa, so a weight moved by ~1e-5 (DARTS's virtual step and finite-difference shift)
+    is the same weight: such passes must run in full precision.
+    """
+    device = next((t.device for t in tensors), torch.device("cpu"))
+    if not torch.is_autocast_enabled(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, enabled=False)
 
 
 @STRATEGIES.register("darts")
@@ -44,7 +59,8 @@ class DARTS(SearchStrategy):
 
         w′ = w − ξ(μ·m + ∇w L_train + λw) is one virtual step of the weight optimiser (its
         momentum buffer m included), as in the DARTS paper's Eq. 7–8. Data-parallel, every
-        gradient is averaged over the ranks' parts of its batch before it is used.
+        gradient is averaged over the ranks' parts of its batch before it is used. All four
+        passes run in float32 whatever ``run.amp`` says (:func:`full_precision`).
         """
         (xw, yw), (xa, ya) = batch_w, batch_a
         dist = current()
@@ -55,7 +71,10 @@ class DARTS(SearchStrategy):
         alphas = list(self.alphas.values())
 
         def loss_at(weights: dict[str, torch.Tensor] | None, x, y) -> torch.Tensor:
-            with ctx.autocast():
+            # float32 even under run.amp: ξ·∇w and ε·∇w′ move each weight by ~1e-5, below
+            # bf16's resolution, so in bf16 w′ = w and the finite difference is noise (the
+            # hypergradient was ~20–50% off; tests/search/test_darts_precision.py).
+            with ctx.autocast(), full_precision(x):
                 if weights is None:
                     logits = network(x, self.op_weights())
                 else:

@@ -3,7 +3,9 @@
 Concentrations β = ELU(α) + 1; each forward draws one ``Dirichlet(β).rsample()`` per edge
 (pathwise gradient, shared by all cells of a type and the whole batch), in training and in
 evaluation. The default regulariser is L2 on α (Adam weight decay ``search.arch_weight_decay``,
-1e-3), which pulls β towards 1. Derivation uses the Dirichlet mean β / Σβ with the DARTS rule.
+1e-3), which pulls β towards 1. Derivation ranks softmax(α) with the DARTS rule, as DrNAS's
+``genotype()`` does (DARTS-space/model_search.py parses ``softmax(alphas)``, not the
+Dirichlet mean β / Σβ: both pick the same op on an edge, but they rank edges differently).
 
 Not included: DrNAS's progressive learning (partial channels with K=6 then K=4, pruning to
 the top-4 ops and widening between two 25-epoch stages); the Dirichlet relaxation runs on
@@ -51,7 +53,11 @@ class DrNAS(DARTS):
         return out
 
     def strengths(self) -> dict[str, torch.Tensor]:
-        """The Dirichlet mean β / Σβ per edge."""
+        """softmax(α) per edge (ops an edge lacks at 0), what DrNAS's ``genotype()`` ranks."""
+        return {k: v.detach().float().cpu() for k, v in DARTS.op_weights(self).items()}
+
+    def dirichlet_mean(self) -> dict[str, torch.Tensor]:
+        """E[weights] = β / Σβ per edge (not what the derivation ranks)."""
         return {c: (b / b.sum(-1, keepdim=True)).detach().float().cpu()
                 for c, b in self.concentrations().items()}
 

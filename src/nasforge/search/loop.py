@@ -9,6 +9,8 @@ run would have seen.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import time
@@ -59,7 +61,7 @@ from nasforge.runtime import (
     set_rng_state,
     write_results,
 )
-from nasforge.search.base import STRATEGIES, StepContext
+from nasforge.search.base import STRATEGIES, EpochEnd, StepContext
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
 from nasforge.spaces.darts.genotype import format_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -163,6 +165,9 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         raise NasforgeError(f"{s.space} architectures are derived by NAS-Bench-1shot1's "
                             f"discretisation; search.rule must be argmax, got {s.rule}")
     strategy_cls = (STRATEGIES if oneshot is None else ONESHOT_STRATEGIES).get(s.algo)
+    standalone = getattr(strategy_cls, "run_standalone", None)
+    if standalone is not None:  # no super-network: random search (search/random_search.py)
+        return standalone(cfg, out, resume=resume, force=force)
     strategy_cls.validate(s)  # e.g. search.order=second for a first-order-only algorithm
     nb101 = NasBench101Table.load(s.nb101_table) if oneshot and s.nb101_table else None
     # So are the data set, the proxy index file and a proxy request: a bad one must leave
@@ -202,6 +207,11 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                         **common)
     a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
                      **{**common, "augment": None})
+
+    @functools.cache
+    def score_batches():  # ENAS's candidate scoring (1shot1): built only when asked for
+        return make_batches(data.train, s.batch_size, indices=a_idx, shuffle=False,
+                            **{**common, "augment": None})
 
     s, network, strategy, w_opt, a_opt = build_search(
         s, strategy_cls, num_classes=data.num_classes, in_channels=data.channels,
@@ -292,8 +302,14 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         seen += n + n_a
         nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
             f"nasforge search --resume {out}", "search.w_lr", s.w_lr))
-        check_finite(loss_sum, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        check_finite(loss_sum, watch=watch, module=network,  # nothing of this epoch is saved
+                     **nan_guard)
         dist.average_buffers(network)  # BN running statistics
+        strategy.end_epoch(EpochEnd(
+            epoch=epoch, network=network, optimizer=a_opt, ctx=ctx,
+            arch_batches=_passes(dist, a_batches, epoch, s.epochs),
+            score_batches=lambda: _passes(dist, score_batches(), 0, 1, train=False),
+            evaluate=lambda w: evaluate(lambda inp: network(inp, w), a_eval, dtype, dist)[1]))
         network.eval()
         val_loss, val_acc = evaluate(
             lambda x: network(x if s.resolution is None else resize((x,), s.resolution)[0],
@@ -327,6 +343,13 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
         dist.main_only(partial(record_epoch, log, row, state, ckpt_path, (history, line)))
     bar.close()
     return dist.main_only(lambda: finish_search(out))
+
+
+def _passes(dist: Dist, batches, epoch: int, epochs: int, *, train: bool = True):
+    """Endless batches: epoch ``epoch``'s order, then orders ``epoch + r·epochs`` (r ≥ 1),
+    which no epoch of the loop uses; depends only on (seed, epoch), as a resume needs."""
+    for r in itertools.count():
+        yield from dist.shard_epoch(batches, epoch + r * epochs, train=train)
 
 
 def check_space(name: str) -> OneShotSpace | None:

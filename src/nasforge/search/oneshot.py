@@ -54,12 +54,16 @@ def _fixed_rows(space: OneShotSpace, device: torch.device, dtype: torch.dtype
 def assemble(space: OneShotSpace, ops: Tensor, output: Tensor,
              inputs: dict[int, Tensor]) -> dict[str, Tensor]:
     """The network's weights: ``inputs`` gives the rows of the searched vertices; a vertex
-    whose parents are fixed sums them with weight 1 (as the one-shot model does)."""
+    whose parents are fixed sums them with weight 1 (as the one-shot model does). ``ops``
+    [..., B, 3] may carry leading axes (one set per cell: [L, B, 3]); ``output`` and every
+    ``inputs`` row then carry the same ones."""
     B = space.blocks
+    lead = tuple(ops.shape[:-2])
     fixed = _fixed_rows(space, ops.device, ops.dtype)
-    rows = [F.pad(inputs[v].reshape(-1), (0, B - v)) if v in inputs else fixed[v]
-            for v in range(1, B + 1)]
-    return {"ops": ops, "inputs": torch.stack(rows), "output": output.reshape(1, B + 1)}
+    rows = [F.pad(inputs[v].reshape(*lead, v), (0, B - v)) if v in inputs
+            else fixed[v].expand(*lead, B) for v in range(1, B + 1)]
+    return {"ops": ops, "inputs": torch.stack(rows, dim=-2),
+            "output": output.reshape(*lead, 1, B + 1)}
 
 
 def softmax_weights(space: OneShotSpace, alphas: nn.ParameterDict) -> dict[str, Tensor]:

@@ -13,17 +13,45 @@ Then per block vertex v:
 
 and finally one step and attention over 0..B for the output's parents. c, r and T are
 ``tanh_constant``, ``op_tanh_reduce`` and ``controller_temperature`` (NAS-Bench-1shot1's
-port: 2.5, 5 and 5). log π sums the log-probabilities of every draw; training is
-:class:`~nasforge.search.enas.ENAS`'s REINFORCE step with the sampled child's accuracy on
-the architecture batch as reward, one sample per minibatch, and the one-shot model runs
-sparsely (only the drawn ops, parents and reachable blocks are computed).
+port: 2.5, 5 and 5). log π sums the log-probabilities of every draw; the one-shot model
+runs sparsely (only the drawn ops, parents and reachable blocks are computed), one freshly
+sampled cell per weight minibatch.
 
-Deviation: NAS-Bench-1shot1's port kept ENAS's fixed op biases (+10 and ±0.25 on its
-first two ops, which in ENAS were the separable convolutions); they favour max-pooling and
-the 3×3 convolution for no reason in this space, so the op bias here starts at 0. Strengths
-and the logged validation accuracy are those of the greedy architecture: per searched
-vertex the first draw's attention probabilities (their top-k is the greedy parent set), per
-block the op probabilities.
+**What NAS-Bench-1shot1 runs** (automl/nasbench-1shot1, optimizers/enas; the values are
+set in code, not by the argparse defaults of enas.py, which the child never reads):
+
+- REINFORCE reward = the sampled child's top-1 accuracy *in percent* on one batch
+  (``utils.accuracy``, enas_child.py line 105) + ``entropy_weight`` 1e-4 × entropy
+  (line 14 sets it, line 108 adds it); baseline b ← 0.99·b + 0.01·R from b = 0 (lines 16,
+  23, 113), loss = −log π·(R − b);
+- controller Adam lr 3.5e-4, betas (0.1, 0.999), eps 1e-3, no weight decay (lines 15,
+  34–39); the shared weights' SGD has weight decay 1e-4 (line 17, before the optimiser of
+  lines 24–29 reads it), gradient clip 0.25 and batch 64 (enas.py lines 172–173), 100
+  epochs (cluster_scripts/search_space_*/baseline_script.sh);
+- schedule (enas.py lines 41–49): per epoch a full pass of weight training, then
+  ``controller_steps`` = 300 controller updates (enas_child.py line 85), each on one
+  architecture batch with the one-shot model in eval mode (BN uses its running statistics,
+  line 87), then the cell of the epoch is chosen: ``candidates`` = 1000 samples, each
+  scored on one held-out batch, the ``rescore`` = 5 best re-scored on the whole held-out
+  set, the best of those wins (enas.py lines 54–96).
+
+With ``search.controller_steps`` = 0 the controller instead takes one update per minibatch
+before the weight step (the loop's architecture step), and with ``search.candidates`` = 0
+the cell is the greedy one; both keep the reward in percent.
+
+Deviations (docs/zoo.md, NAS-Bench-1shot1): the reward batches come from the architecture
+half of the training split and candidates are scored on it (the reference trains on 45K
+images, rewards on the last 5K and picks candidates on the CIFAR-10 *test* set); the weight
+lr follows the per-epoch cosine (the reference steps its ``epochs``-long cosine every
+minibatch, so its lr falls to the minimum and back every 200 steps); a searched vertex's
+parents add the exact log-probability of drawing them one after another without
+replacement (the reference averages each parent's probability under the unmasked
+distribution); and NAS-Bench-1shot1's
+port kept ENAS's fixed op biases (+10 and ±0.25 on its first two ops, which in ENAS were the
+separable convolutions); they favour max-pooling and the 3×3 convolution for no reason in
+this space, so the op bias here starts at 0. Strengths and the logged validation accuracy
+are those of the chosen cell (the greedy one without candidates: per searched vertex the
+first draw's attention probabilities, per block the op probabilities).
 """
 
 from __future__ import annotations
@@ -33,11 +61,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nasforge.config import SearchConfig
-from nasforge.search.base import SearchStrategy
+from nasforge.distributed import current
+from nasforge.search.base import EpochEnd, SearchStrategy, StepContext
 from nasforge.search.enas import ENAS, Picker, Sample
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
 from nasforge.spaces.nb101.network import OneShotNetwork
 from nasforge.spaces.nb101.space import NB101_OPS, OneShotArch
+
+CONTROLLER_BETAS = (0.1, 0.999)
+"""NAS-Bench-1shot1's controller Adam betas (enas_child.py line 37; ENAS itself: β₁ = 0)."""
+CONTROLLER_EPS = 1e-3
 
 
 @ONESHOT_STRATEGIES.register("enas")
@@ -48,6 +81,75 @@ class OneShotENAS(ENAS):
         SearchStrategy.__init__(self, network, cfg)
         self.space = network.space
         self._build_controller(len(NB101_OPS))
+        self.best: OneShotArch | None = None  # the chosen cell (search.candidates > 0)
+
+    def make_arch_optimizer(self) -> torch.optim.Optimizer:
+        """NAS-Bench-1shot1's controller optimiser (enas_child.py lines 34–39)."""
+        return torch.optim.Adam(self.arch_parameters(), lr=self.cfg.controller_lr,
+                                betas=CONTROLLER_BETAS, eps=CONTROLLER_EPS)
+
+    # ------------------------------------------------------------- the reference schedule
+
+    def controller_update(self, network: OneShotNetwork, batch: tuple,
+                          optimizer: torch.optim.Optimizer, ctx: StepContext) -> Tensor:
+        """One REINFORCE update: a sampled child's accuracy in percent on ``batch`` (over
+        every rank's part of it) + the entropy bonus. Returns the reward's accuracy part."""
+        sample = self.sample()
+        self._last = {k: v.detach() for k, v in self.arch_weights(sample.arch).items()}
+        x, y = batch
+        with torch.no_grad(), ctx.autocast():
+            logits = network(x, self._last)
+        accuracy = 100.0 * current().average_([(logits.argmax(1) == y).float().mean()],
+                                              len(y))[0]
+        self.reinforce(sample, accuracy, optimizer)
+        return accuracy
+
+    def arch_step(self, network: OneShotNetwork, batch_w: tuple, batch_a: tuple,
+                  optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
+        """Per minibatch only with ``search.controller_steps`` = 0; otherwise the controller
+        trains after the epoch (:meth:`end_epoch`)."""
+        if self.cfg.controller_steps == 0:
+            self.controller_update(network, batch_a, optimizer, ctx)
+
+    def end_epoch(self, end: EpochEnd) -> None:
+        """The controller phase (BN in eval mode), then the epoch's cell by candidates."""
+        network = end.network
+        training = network.training
+        if self.cfg.controller_steps:
+            network.eval()  # enas_child.py line 87: BN uses its running statistics
+            for _, batch in zip(range(self.cfg.controller_steps), end.arch_batches,
+                                strict=False):
+                self.controller_update(network, batch, end.optimizer, end.ctx)
+        if self.cfg.candidates:
+            network.eval()
+            self.best = self.pick_best(end)
+        network.train(training)
+
+    @torch.no_grad()
+    def pick_best(self, end: EpochEnd) -> OneShotArch:
+        """enas.py's ``get_eval_arch``: ``candidates`` samples, each scored on the next
+        held-out batch; the ``rescore`` best (ties: the earlier sample) re-scored on the
+        whole held-out split; the best of those (ties: the better first score)."""
+        stream = end.score_batches()
+        archs, correct, counts = [], [], []
+        for _ in range(self.cfg.candidates):
+            arch = self.sample().arch
+            x, y = next(stream)
+            with end.ctx.autocast():
+                logits = end.network(x, self.arch_weights(arch))
+            archs.append(arch)
+            correct.append((logits.argmax(1) == y).sum().double())
+            counts.append(float(len(y)))
+        dist = current()
+        correct_t, counts_t = dist.sum_([torch.stack(correct),
+                                         torch.tensor(counts, dtype=torch.float64,
+                                                      device=correct[0].device)])
+        scores = (correct_t / counts_t.clamp(min=1)).tolist()  # one host read
+        order = sorted(range(len(archs)), key=lambda i: (-scores[i], i))
+        finalists = order[:self.cfg.rescore]
+        full = [end.evaluate(self.arch_weights(archs[i])) for i in finalists]
+        best = max(range(len(finalists)), key=lambda j: (full[j], -j))
+        return archs[finalists[best]]
 
     def _walk(self, pick: Picker) -> Sample:
         cfg, space = self.cfg, self.space
@@ -122,6 +224,32 @@ class OneShotENAS(ENAS):
         forced.extend(arch.output)
         it = iter(forced)
         return self.walk(lambda logits: next(it)).log_prob
+
+    def eval_weights(self) -> dict[str, Tensor]:
+        if self.best is not None:
+            return self.arch_weights(self.best)
+        return super().eval_weights()
+
+    def strengths(self) -> dict[str, Tensor]:
+        """The chosen cell's 0/1 weights (the discretisation returns it), else the greedy
+        cell's probabilities."""
+        if self.best is not None:
+            return {k: v.float().cpu() for k, v in self.arch_weights(self.best).items()}
+        return super().strengths()
+
+    def get_extra_state(self) -> dict:
+        state: dict = super().get_extra_state()
+        if self.best is not None:
+            state["best"] = {"ops": list(self.best.ops),
+                             "parents": [list(p) for p in self.best.parents],
+                             "output": list(self.best.output)}
+        return state
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        best = state.get("best")
+        self.best = None if best is None else OneShotArch(
+            tuple(best["ops"]), tuple(tuple(p) for p in best["parents"]), tuple(best["output"]))
 
     def arch_weights(self, arch: OneShotArch) -> dict[str, Tensor]:
         """The 0/1 weights of one cell: its ops, its parents and the output's parents."""

@@ -23,14 +23,18 @@ COLUMNS = ("algo", "data", "runs", "test_acc_mean", "test_acc_std", "rank_mean",
            "search_seconds_mean")
 
 
-def run_algorithm_study(cfg: Config, out: str | Path, *, progress: bool = True) -> list[dict]:
-    """Run ``cfg.study.algos`` × seeds on full data and on each proxy; write the comparison."""
+def run_algorithm_study(cfg: Config, out: str | Path, *, progress: bool = True,
+                        force: bool = False) -> list[dict]:
+    """Run ``cfg.study.algos`` × seeds on full data and on each proxy; write the comparison.
+
+    A re-run into ``out`` with other settings is refused (``force``: recomputed), as in
+    :func:`nasforge.proxy.study.run_proxy_study`."""
     from nasforge.proxy.study import run_proxy_study
 
     out = Path(out)
     if not cfg.study.algos:
         raise NasforgeError("study.algos is empty; name at least one algorithm")
-    rows = run_proxy_study(cfg, out, progress=progress)
+    rows = run_proxy_study(cfg, out, progress=progress, force=force)
     summary = summarise(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")

@@ -3,6 +3,9 @@
 Layout (C = initial channels, CIFAR 32×32): stem conv3×3–BN–PLIF; TBD1 (C→C); maxpool;
 TBD2 (C→2C), TBD3; maxpool; TBD4 (2C→4C), TBD5; maxpool; flatten 4C×4×4; bias-free
 linear to 10·classes; PLIF; voting avg-pool(10, 10); output = firing rate over T.
+Variant 2 (and the "V2 with 8 TBDs" space of Table 5.9) is the authors' ``SNN_3``: every
+max-pool becomes a stride-2 TBD that doubles the channels, so TBD1 (C→C); DS1 (C→2C, /2);
+TBD2, TBD3 (2C); DS2 (2C→4C, /2); TBD4, TBD5 (4C); DS3 (4C→8C, /2); flatten 8C×4×4.
 
 The body is a list of slots. A TBD slot holds one block (:class:`SNNBackbone`) or a
 ``ModuleDict`` of all candidates (:class:`SNNSuperNet`), so the same layout code serves both
@@ -16,7 +19,7 @@ from spikingjelly.activation_based.layer import SeqToANNContainer
 from torch import nn
 
 from nasforge.errors import NasforgeError
-from nasforge.snn.blocks import BLOCKS, SEARCH_BLOCKS, build_block, conv_bn
+from nasforge.snn.blocks import BLOCKS, SEARCH_BLOCKS, StepBN, build_block, conv_bn
 from nasforge.snn.neuron import plif
 
 VARIANTS = (None, "v1", "v2", "v3")
@@ -35,7 +38,8 @@ class Slot:
 
 
 def layout(channels: int, variant: str | None = None, space: str = "default") -> list[Slot]:
-    """The body's slots in forward order; V2 turns each max-pool into a stride-2 TBD."""
+    """The body's slots in forward order; V2 turns each max-pool into a stride-2 TBD that
+    doubles the channels (C→2C→4C→8C; the normal TBDs after it keep the width)."""
     if variant not in VARIANTS:
         raise NasforgeError(f"unknown variant '{variant}'; choose from: v1, v2, v3")
     if space not in SPACES:
@@ -43,17 +47,19 @@ def layout(channels: int, variant: str | None = None, space: str = "default") ->
     if space != "default" and variant is not None and (space, variant) != ("v2-8tbd", "v2"):
         raise NasforgeError(f"space '{space}' takes no variant (got '{variant}')")
     c = channels
-    stages = [[(c, c)], [(c, 2 * c), (2 * c, 2 * c)], [(2 * c, 4 * c), (4 * c, 4 * c)]]
     slots: list[Slot] = []
+    if variant == "v2" or space == "v2-8tbd":  # the authors' SNN_3
+        for width, blocks in ((c, 1), (2 * c, 2), (4 * c, 2)):
+            slots += [Slot("tbd", width, width) for _ in range(blocks)]
+            slots.append(Slot("tbd", width, 2 * width, stride=2))
+        return slots
+    stages = [[(c, c)], [(c, 2 * c), (2 * c, 2 * c)], [(2 * c, 4 * c), (4 * c, 4 * c)]]
     for stage in stages:
         slots += [Slot("tbd", ci, co) for ci, co in stage]
         width = stage[-1][1]
         if space == "tbd-before-pool":
             slots.append(Slot("tbd", width, width))
-        if variant == "v2" or space == "v2-8tbd":
-            slots.append(Slot("tbd", width, width, stride=2))
-        else:
-            slots.append(Slot("down", width, width, stride=2))
+        slots.append(Slot("down", width, width, stride=2))
     return slots
 
 
@@ -105,7 +111,7 @@ class Stem(nn.Module):
         super().__init__()
         self.timesteps = timesteps
         self.conv = nn.Conv2d(in_channels, channels, 3, 1, 1, bias=False)
-        self.bn = nn.BatchNorm2d(channels)
+        self.bn = StepBN(channels)  # static images: once (as the authors); frames: per step
         self.neuron = plif()
         extra: list[nn.Module] = []
         if in_size == 64:
@@ -116,10 +122,12 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
+            self.bn.steps = 1
             y = self.bn(self.conv(x))
             y = y.unsqueeze(0).expand(self.timesteps, *y.shape)
         else:
             t, n = x.shape[:2]
+            self.bn.steps = t
             y = self.bn(self.conv(x.flatten(0, 1))).unflatten(0, (t, n))
         return self.extra(self.neuron(y))
 
@@ -174,7 +182,7 @@ class _MacroNet(nn.Module):
             self._tbd(s) if s.kind == "tbd" else _down(variant, s.c_out) for s in self.slots
         )
         self.tbd_index = [i for i, s in enumerate(self.slots) if s.kind == "tbd"]
-        width = 4 * channels
+        width = self.slots[-1].c_out
         self.gap = GlobalPool() if variant == "v1" else nn.Identity()
         features = width if variant == "v1" else width * (size // 8) ** 2
         self.head = Head(features, num_classes)

@@ -4,13 +4,15 @@ An architecture is scored once, on the whole validation split the super-network 
 out, with the super-network's weights: accuracy and spikes per image. Scores live in
 ``evaluations.json`` so every λ (in this call or a later one in the same directory) reuses
 them; only the fitness changes with λ, so a new λ costs seconds, not a retraining.
+With ``snn.bn_recalibrate_batches=N`` each architecture's BatchNorm statistics are first
+recomputed on N batches of the super-network's training split (and restored afterwards).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,14 @@ from nasforge.config import (
     _read_yaml,
     config_to_dict,
     load_config,
+    read_config,
     resolve_config_path,
     save_config,
 )
 from nasforge.data import read_index_file
 from nasforge.errors import NasforgeError
+from nasforge.outputs import check_new_dir, create_run_dir, is_run_dir
+from nasforge.rerun import other_settings_error, setting_differences
 from nasforge.runtime import amp_dtype, load_run_config, pick_device, write_results
 from nasforge.snn.data import load_snn_data, snn_batches
 from nasforge.snn.evolution import (
@@ -35,7 +40,7 @@ from nasforge.snn.evolution import (
     evolutionary_search,
     random_search,
 )
-from nasforge.snn.supernet import load_supernet
+from nasforge.snn.supernet import load_supernet, recalibrated_bn, recalibration_batches
 from nasforge.snn.training import evaluate_rates
 
 EVALUATIONS = "evaluations.json"
@@ -46,7 +51,8 @@ def lam_dir(out: Path, lam: float) -> Path:
     return out / f"lam{lam:+g}"
 
 
-def _read_cache(path: Path, supernet: str) -> dict[Arch, tuple[float, float]]:
+def _read_cache(path: Path, supernet: str, scoring: dict[str, Any] | None = None
+                ) -> dict[Arch, tuple[float, float]]:
     if not path.exists():
         return {}
     try:
@@ -56,11 +62,15 @@ def _read_cache(path: Path, supernet: str) -> dict[Arch, tuple[float, float]]:
     if data.get("supernet") != supernet:
         raise NasforgeError(f"{path} holds scores of another super-network "
                             f"({data.get('supernet')}); use a new --out")
+    if data.get("scoring", {}) != (scoring or {}):
+        raise NasforgeError(f"{path} holds scores made with other scoring settings "
+                            f"({data.get('scoring', {})}, now {scoring or {}}); use a new --out")
     return {arch_from_text(a): (v[0], v[1]) for a, v in data["scores"].items()}
 
 
-def _write_cache(path: Path, supernet: str, cache: dict[Arch, tuple[float, float]]) -> None:
-    atomic_write_json(path, {"supernet": supernet, "scores": {
+def _write_cache(path: Path, supernet: str, cache: dict[Arch, tuple[float, float]],
+                 scoring: dict[str, Any] | None = None) -> None:
+    atomic_write_json(path, {"supernet": supernet, "scoring": scoring or {}, "scores": {
         arch_to_text(a): list(v) for a, v in cache.items()}})
 
 
@@ -113,27 +123,36 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=spec["timesteps"],
                          upscale=cfg.data.upscale)
     val_idx = read_index_file(supernet_dir / "val.txt", len(data.train))
+    if not force:
+        _check_same_search(out, cfg, supernet_dir)
     # Only now, with the super-network, λ values and data checked, is ``out`` written.
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and any(out.iterdir()) and (force or not (out / SEARCH_FILE).is_file()):
+        # a search continues in its own directory; anything else is cleared (--force, only
+        # what nasforge wrote) or refused
+        check_new_dir(out, force=force, inputs=[supernet_dir], what="search directory",
+                      hint="give a new --out, or ")
+    if not is_run_dir(out):
+        create_run_dir(out)
     save_config(cfg, out / "config.yaml")
     atomic_write_json(out / SEARCH_FILE, {"supernet": str(supernet_dir.resolve())})
     val = snn_batches(data, data.train, s.eval_batch_size, device=device, indices=val_idx,
                       shuffle=False)
     convention = meta["convention"]
+    recalibrate = recalibration_batches(
+        data, read_index_file(supernet_dir / "train.txt", len(data.train)), s.batch_size,
+        s.bn_recalibrate_batches, cfg.run.seed, device)
+    # Scores depend on these settings; a cache made with others is refused.
+    scoring = ({"bn_recalibrate_batches": s.bn_recalibrate_batches, "batch_size": s.batch_size,
+                "seed": cfg.run.seed} if recalibrate else {})
 
     def evaluate(arch: Arch) -> tuple[float, float]:
         kill_point("snn-evaluate")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
-        path = list(arch)
-        stats = evaluate_rates(model, val, forward=lambda x, _step: model(x, path),
-                               loss_kind=s.loss, dtype=dtype,
-                               count=None if spec["neuron"] == "relu" else convention,
-                               timesteps=spec["timesteps"])
-        return stats.acc, stats.spikes or 0.0
+        return score_path(model, list(arch), val, recalibrate, loss_kind=s.loss, dtype=dtype,
+                          count=None if spec["neuron"] == "relu" else convention,
+                          timesteps=spec["timesteps"])
 
     cache_path = out / EVALUATIONS
-    cache = _read_cache(cache_path, str(supernet_dir.resolve()))
+    cache = _read_cache(cache_path, str(supernet_dir.resolve()), scoring)
     length = model.num_tbd
     t0 = time.perf_counter()
     summary: list[dict[str, Any]] = []
@@ -151,7 +170,7 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
                     crossovers=s.crossovers, mutation_prob=s.mutation_prob,
                     state_path=folder / "state.json", **common)
         finally:
-            _write_cache(cache_path, str(supernet_dir.resolve()), cache)
+            _write_cache(cache_path, str(supernet_dir.resolve()), cache, scoring)
         atomic_write_json(folder / "result.json", result.to_json())
         result.write_history_csv(folder / "history.csv")
         atomic_write_text(folder / "arch.txt", arch_to_text(result.best) + "\n")
@@ -166,6 +185,40 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
                "seconds": time.perf_counter() - t0}
     write_results(out, results)
     return results
+
+
+def _check_same_search(out: Path, cfg: Config, supernet_dir: Path) -> None:
+    """A search folder accumulates λ across calls: refuse a call whose other settings (or
+    super-network) differ from the saved ones, whose rows it would mix with its own."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        saved = config_to_dict(read_config(path))
+    except (OSError, ValueError, NasforgeError):
+        raise NasforgeError(f"{path} is unreadable; use a new --out, or --force to start "
+                            "the search again") from None
+    diffs = setting_differences(saved, config_to_dict(cfg), ("snn.lams",))
+    try:
+        before = json.loads((out / SEARCH_FILE).read_text())["supernet"]
+    except (OSError, ValueError, KeyError, TypeError):
+        before = None
+    if before is not None and before != str(supernet_dir.resolve()):
+        diffs.insert(0, f"supernet {before} -> {supernet_dir.resolve()}")
+    if diffs:
+        raise other_settings_error(out, "an snn search", diffs)
+
+
+def score_path(model, path: list[str], val, recalibrate=(), *, loss_kind: str = "mse",
+               dtype=None, count: str | None = "thesis", timesteps: int = 1
+               ) -> tuple[float, float]:
+    """Accuracy (%) and spikes per image of one path of ``model`` (a super-network) on
+    ``val``, after recalibrating its BatchNorm statistics on ``recalibrate`` (if any)."""
+    forward = lambda x, _step=0: model(x, path)  # noqa: E731
+    with recalibrated_bn(model, recalibrate, forward) if recalibrate else nullcontext():
+        stats = evaluate_rates(model, val, forward=forward, loss_kind=loss_kind, dtype=dtype,
+                               count=count, timesteps=timesteps)
+    return stats.acc, stats.spikes or 0.0
 
 
 def resume_snn_search(out: str | Path) -> dict:

@@ -144,6 +144,10 @@ def describe_snn(arch: str, channels: int = 16, dataset: str = "cifar10", timest
             f"unknown dataset '{dataset}' for SNNs; choose from: {', '.join(DATASET_SHAPES)}"
         )
     in_channels, size, classes, _frames = DATASET_SHAPES[dataset]
+    from nasforge.describe import check_snn_size
+
+    check_snn_size(arch, channels, timesteps, batch, size=size, in_channels=in_channels,
+                   classes=classes, variant=variant, space=space)
     model = SNNBackbone(arch, channels, timesteps, classes, size, in_channels, variant, space)
     model.eval()
     x = _sample_batch(dataset, timesteps, batch)

@@ -7,17 +7,25 @@ data-parallel run, draws the same ones. The training data are split 8:2 per clas
 train and validation; the validation indices are saved for the search. N_avg, the mean
 spikes per image over the paths sampled in the last epoch, goes into the checkpoint so the
 search's fitness needs no hand-typed constant.
+
+The super-network has its own budget (``snn.supernet_epochs``, default ``snn.epochs``) and
+no cutout unless ``snn.supernet_cutout`` asks for it (the authors' script has none).
+:func:`recalibrated_bn` recomputes the BatchNorm statistics of one path before it is scored
+(``snn.bn_recalibrate_batches``) and restores the shared ones afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights
@@ -36,8 +44,9 @@ from nasforge.runtime import (
     write_results,
 )
 from nasforge.snn.backbone import SNNSuperNet
+from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, holdout, load_snn_data, snn_batches, static_augment
-from nasforge.snn.neuron import neuron_kind
+from nasforge.snn.neuron import neuron_kind, reset_net
 from nasforge.snn.training import adam, evaluate_rates, train_epoch
 
 CHECKPOINT = "checkpoint.pt"
@@ -55,11 +64,17 @@ def supernet_spec(cfg: Config, data: SNNData) -> dict[str, Any]:
     return {"channels": s.channels, "timesteps": effective_timesteps(cfg),
             "num_classes": data.num_classes, "in_size": data.in_size,
             "in_channels": data.in_channels, "variant": s.variant, "space": s.space,
-            "candidates": list(s.blocks), "neuron": s.neuron, "dataset": data.name}
+            "candidates": list(s.blocks), "neuron": s.neuron, "dataset": data.name,
+            "bn": s.bn}
+
+
+def supernet_epochs(cfg: Config) -> int:
+    """The super-network's own budget: ``snn.supernet_epochs``, else ``snn.epochs``."""
+    return cfg.snn.supernet_epochs or cfg.snn.epochs
 
 
 def build_supernet(spec: dict[str, Any]) -> SNNSuperNet:
-    with neuron_kind(spec["neuron"]):
+    with neuron_kind(spec["neuron"]), bn_mode(spec.get("bn", "per-step")):
         return SNNSuperNet(spec["channels"], spec["timesteps"], spec["num_classes"],
                            spec["in_size"], spec["in_channels"], spec["variant"],
                            spec["space"], tuple(spec["candidates"]))
@@ -111,7 +126,7 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
         val_idx = read_index_file(out / "val.txt", len(data.train))
     else:
         train_idx, val_idx = dist.main_only(lambda: split_indices(cfg, data, out))
-    augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
+    augment = static_augment(data, s.crop_pad, s.flip, s.supernet_cutout)
     train_batches = snn_batches(data, data.train, s.batch_size, device=device,
                                 indices=train_idx, seed=cfg.run.seed, augment=augment)
     val_batches = snn_batches(data, data.train, s.eval_batch_size, device=device,
@@ -146,9 +161,10 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
                      tensorboard=True)
 
     length = model.num_tbd
-    bar = tqdm(total=(s.epochs - start) * dist.steps(train_batches), desc="snn supernet",
+    epochs = supernet_epochs(cfg)
+    bar = tqdm(total=(epochs - start) * dist.steps(train_batches), desc="snn supernet",
                unit="step", disable=not cfg.run.progress or not dist.is_main)
-    for epoch in range(start, s.epochs):
+    for epoch in range(start, epochs):
         t0 = time.perf_counter()
         rng = path_sampler(s.blocks, length, cfg.run.seed, epoch)
         paths = [sample_path(rng, s.blocks, length) for _ in range(len(train_batches))]
@@ -161,7 +177,8 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
                             on_step=bar.update, dist=dist, watch=watch)
         nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
             f"nasforge snn supernet --resume {out}", "snn.lr", s.lr))
-        check_finite(train.loss, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        check_finite(train.loss, watch=watch, module=model,  # nothing of this epoch is saved
+                     **nan_guard)
         # Validation: one uniformly drawn path per batch, i.e. a random architecture's accuracy.
         vrng = path_sampler(s.blocks, length, cfg.run.seed + 1, epoch)
         vpaths = [sample_path(vrng, s.blocks, length) for _ in range(len(val_batches))]
@@ -177,13 +194,13 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
         row = {"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
                "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
                "seconds": elapsed}
-        state = {"kind": KIND, "spec": spec, "epoch": epoch, "epochs": s.epochs,
+        state = {"kind": KIND, "spec": spec, "epoch": epoch, "epochs": epochs,
                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed,
                  "scaler": None if scaler is None else scaler.state_dict()}
         dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
     bar.close()
-    return dist.main_only(lambda: _finish(out, data, spec, s.epochs, train_idx, val_idx, model))
+    return dist.main_only(lambda: _finish(out, data, spec, epochs, train_idx, val_idx, model))
 
 
 def _finish(out: Path, data: SNNData, spec: dict[str, Any], epochs: int,
@@ -223,3 +240,60 @@ def load_supernet(run_dir: str | Path, device: str | torch.device = "cpu"
     meta = {k: state[k] for k in ("spec", "epoch", "epochs", "n_avg", "convention")}
     meta["finished"] = state["epoch"] + 1 >= state["epochs"]
     return model.to(device).eval(), meta
+
+
+def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextlib.contextmanager
+def recalibrated_bn(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                    forward: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[nn.Module]:
+    """``model`` with BatchNorm running statistics recomputed on ``batches`` through
+    ``forward`` (one path), in eval mode; on exit every statistic and momentum is restored.
+
+    The statistics are reset and accumulated as a plain average over the batches (momentum
+    None; with per-step BN each time step counts once), in train mode without gradients, with
+    the neurons reset after each batch. The super-network's running statistics mix every path
+    it sampled; a path's own statistics are what a standalone network would use.
+    """
+    norms = _batch_norms(model)
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(),
+              m.num_batches_tracked.clone()) for m in norms]
+    was_training = model.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        model.train()
+        reset_net(model)
+        with torch.no_grad():
+            for x, _y in batches:
+                forward(x)
+                reset_net(model)
+        model.eval()
+        yield model
+    finally:
+        for m, (momentum, mean, var, count) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(count)
+        model.train(was_training)
+
+
+def recalibration_batches(data: SNNData, train_idx: torch.Tensor, batch_size: int,
+                          num_batches: int, seed: int, device: torch.device | str
+                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``num_batches`` batches of the super-network's training split in a fixed
+    shuffled order, without augmentation: every path is recalibrated on the same images."""
+    if num_batches <= 0:
+        return []
+    batches = snn_batches(data, data.train, batch_size, device=torch.device(device),
+                          indices=train_idx, seed=seed, shuffle=True)
+    out = []
+    for x, y in batches.epoch(0):
+        if len(out) == num_batches:
+            break
+        out.append((x, y))
+    return out

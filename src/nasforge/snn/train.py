@@ -39,6 +39,7 @@ from nasforge.runtime import (
     write_results,
 )
 from nasforge.snn.backbone import SNNBackbone
+from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
 from nasforge.snn.neuron import neuron_kind
 from nasforge.snn.training import adam, evaluate_rates, train_epoch
@@ -56,12 +57,12 @@ def network_spec(cfg: Config, data: SNNData) -> dict[str, Any]:
     return {"arch": s.arch, "model": s.model, "channels": s.channels,
             "timesteps": s.timesteps, "num_classes": data.num_classes,
             "in_size": data.in_size, "in_channels": data.in_channels, "variant": s.variant,
-            "space": s.space, "neuron": s.neuron, "dataset": data.name}
+            "space": s.space, "neuron": s.neuron, "dataset": data.name, "bn": s.bn}
 
 
 def build_network(spec: dict[str, Any]) -> nn.Module:
     """A backbone architecture or a baseline from a :func:`network_spec` dict."""
-    with neuron_kind(spec["neuron"]):
+    with neuron_kind(spec["neuron"]), bn_mode(spec.get("bn", "per-step")):
         if spec["model"] is not None:
             from nasforge.snn.baselines import build_snn_model
 
@@ -145,7 +146,8 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
                             watch=watch)
         nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
             f"nasforge snn train --resume {out}", "snn.lr", s.lr))
-        check_finite(train.loss, watch=watch, **nan_guard)  # nothing of this epoch is saved
+        check_finite(train.loss, watch=watch, module=model,  # nothing of this epoch is saved
+                     **nan_guard)
         val = evaluate_rates(model, eval_batches, forward=forward, loss_kind=s.loss,
                              dtype=dtype)
         check_finite(val.loss, what="validation loss", **nan_guard)

@@ -52,6 +52,15 @@ class Genotype:
     reduce: CellGenotype
 
 
+MAX_NODES = 16
+"""Most intermediate nodes a cell may have (DARTS uses 4; ``search.nodes`` is bounded alike)."""
+MAX_CELL_OPS = 7 * (MAX_NODES * (MAX_NODES + 3) // 2)
+"""Most ops in one cell: every non-``none`` op on every edge of a :data:`MAX_NODES` cell
+(7 × 152 = 1064; with 4 nodes an ExtCell holds at most 7 × 14 = 98)."""
+MAX_GENOTYPE_CHARS = 200_000
+"""Longest genotype text read (a cell of :data:`MAX_CELL_OPS` triples needs about 60,000)."""
+
+
 def cell_edges(nodes: int = 4) -> list[tuple[int, int]]:
     """Edges of a search cell as (input, node) pairs in DARTS order.
 
@@ -87,6 +96,10 @@ def _cell_from_raw(name: str, items: object, concat: object) -> CellGenotype:
     """
     if not isinstance(items, (list, tuple)):
         raise _Malformed(f"{name} must be a list of (op, input) pairs or (op, input, node) triples")
+    if len(items) > MAX_CELL_OPS:
+        raise NasforgeError(f"{name} cell has {len(items)} ops; allowed 1..{MAX_CELL_OPS} per "
+                            f"cell (at most {MAX_NODES} intermediate nodes, nodes "
+                            f"2..{MAX_NODES + 1})")
     sizes = set()
     for i, item in enumerate(items):
         ok = isinstance(item, (list, tuple)) and len(item) in (2, 3)
@@ -131,7 +144,14 @@ def _literal(node: ast.expr, field: str) -> object:
         args = [_literal(a, field) for a in node.args]
         if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args):
             raise _Malformed(f"{field} has a bad range(...)")
-        return range(*args)  # type: ignore[arg-type]
+        try:
+            values = range(*args)  # type: ignore[arg-type]
+        except ValueError as err:  # a step of 0
+            raise _Malformed(f"{field} has a bad range(...)") from err
+        if len(values) > MAX_NODES:
+            raise _Malformed(f"{field} range(...) has {len(values)} nodes; a cell has at most "
+                             f"{MAX_NODES} intermediate nodes (2..{MAX_NODES + 1})")
+        return values
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as err:
@@ -144,6 +164,8 @@ def _fields_from_text(text: str) -> dict[str, object]:
         tree = ast.parse(text, mode="exec")
     except SyntaxError as err:
         raise _Malformed(f"invalid syntax ({err.msg})") from err
+    except (MemoryError, RecursionError) as err:
+        raise _Malformed("nested too deeply") from err
     if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Expr, ast.Assign)):
         raise _Malformed("expected a single Genotype(...) expression")
     call = tree.body[0].value
@@ -167,12 +189,18 @@ def parse_genotype(text: str, *, primitives: Sequence[str] = PRIMITIVES) -> Geno
     Published strings are namedtuple reprs, so they are read with ``ast`` literals only.
     """
     stripped = text.strip()
+    if len(stripped) > MAX_GENOTYPE_CHARS:
+        raise NasforgeError(f"genotype text is {len(stripped):,} characters; allowed up to "
+                            f"{MAX_GENOTYPE_CHARS:,} (at most {MAX_CELL_OPS} ops per cell, "
+                            f"{MAX_NODES} intermediate nodes) in '{_excerpt(text)}'")
     try:
         if stripped.startswith("{"):
             try:
                 data = json.loads(stripped)
             except json.JSONDecodeError as err:
                 raise _Malformed(f"invalid JSON ({err.msg} at line {err.lineno})") from err
+            except RecursionError as err:
+                raise _Malformed("nested too deeply") from err
             if not isinstance(data, dict):
                 raise _Malformed("JSON must be an object")
             genotype = _genotype_from_fields(data)
@@ -276,7 +304,7 @@ def _validate_cell(
         raise NasforgeError(f"{name} cell has no active node")
     allowed = [p for p in primitives if p != "none"]
     active = set(cell.active_nodes())
-    last = None if nodes is None else 1 + nodes
+    last = 1 + (MAX_NODES if nodes is None else nodes)
     for op, inp, node in cell.ops:
         if op == "none":
             raise NasforgeError(f"'none' cannot be a chosen op ({name} cell, node {node})")
@@ -286,8 +314,10 @@ def _validate_cell(
             raise NasforgeError(
                 f"{name} cell: op {op!r} goes into node {node}; ops go into nodes 2 and up"
             )
-        if last is not None and node > last:
-            raise NasforgeError(f"{name} cell: node {node} is outside 2..{last}")
+        if node > last:
+            raise NasforgeError(f"{name} cell: node {node} is outside 2..{last}"
+                                + (f" (at most {MAX_NODES} intermediate nodes)"
+                                   if nodes is None else ""))
         if inp < 0 or inp >= node:
             raise NasforgeError(
                 f"{name} cell: op {op!r} into node {node} reads node {inp}, "
@@ -305,7 +335,7 @@ def _validate_cell(
     for node, count in Counter(cell.concat).items():
         if count > 1:
             raise NasforgeError(f"{name}_concat lists node {node} {count} times")
-        if last is not None and not 2 <= node <= last:
+        if not 2 <= node <= last:
             raise NasforgeError(f"{name}_concat: node {node} is outside 2..{last}")
         if node not in active:
             raise NasforgeError(f"{name}_concat lists node {node}, which has no input")
@@ -318,8 +348,8 @@ def validate_genotype(
 
     Inputs must be 0, 1 or an earlier node (an op reading a node that receives no op carries
     no signal and is not built by the evaluation network, as in a top-k ExtCell); some node
-    must be reachable from the cell inputs; concatenated nodes must be active. With
-    ``nodes`` given, intermediate nodes must lie in ``2..nodes+1``.
+    must be reachable from the cell inputs; concatenated nodes must be active. Intermediate
+    nodes must lie in ``2..nodes+1`` (``nodes`` defaults to :data:`MAX_NODES`).
     """
     for name in _CELLS:
         _validate_cell(name, getattr(g, name), nodes, primitives)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
+from nasforge.spaces.darts.batched_ops import batched_cell_forward
 from nasforge.spaces.darts.genotype import PRIMITIVES, cell_edges
 from nasforge.spaces.darts.ops import (
     OPS,
@@ -40,6 +41,11 @@ def check_positive(name: str, value: int) -> None:
     """Reject a size argument that is not a positive integer."""
     if not isinstance(value, int) or value < 1:
         raise NasforgeError(f"{name} must be a positive integer, got {value!r}")
+
+
+MIXED_OPS = ("plain", "batched")
+DEFAULT_MIXED_OP = "plain"
+"""The formulation a :class:`SearchNetwork` uses unless told otherwise (bench/README.md)."""
 
 
 class MixedOp(nn.Module):
@@ -98,6 +104,10 @@ class SearchCell(nn.Module):
     """A super-network cell: every edge of ``cell_edges(nodes)`` is a :class:`MixedOp`."""
 
     mixed_op_cls: type[nn.Module] = MixedOp
+    mixed_op: str = "plain"
+    """How the edges are computed: ``plain`` (each :class:`MixedOp` on its own, the readable
+    reference) or ``batched`` (all edges leaving one state together,
+    :mod:`~nasforge.spaces.darts.batched_ops`); both read the same parameters."""
 
     def __init__(
         self,
@@ -132,6 +142,8 @@ class SearchCell(nn.Module):
     def forward(self, s0: Tensor, s1: Tensor, weights: Tensor,
                 active: list[list[int]] | None = None) -> Tensor:
         """``active[e]`` lists the ops of edge e that run (sparse strategies); None runs all."""
+        if self.mixed_op == "batched":
+            return batched_cell_forward(self, s0, s1, weights, active)
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         node_sum: Tensor | None = None
         for e, (i, j) in enumerate(self.edges):
@@ -180,8 +192,11 @@ class SearchNetwork(nn.Module):
         stem_multiplier: int = 3,
         stem: str = "cifar",
         op_mask: dict[str, Tensor] | None = None,
+        mixed_op: str | None = None,
     ) -> None:
-        """``op_mask``: per cell type a bool [E, K] of the ops each edge holds (S1)."""
+        """``op_mask``: per cell type a bool [E, K] of the ops each edge holds (S1).
+        ``mixed_op``: ``plain`` or ``batched`` (see :attr:`mixed_op`; None: the default,
+        :data:`DEFAULT_MIXED_OP`)."""
         super().__init__()
         for name, value in (
             ("C", C),
@@ -224,6 +239,23 @@ class SearchNetwork(nn.Module):
             reduction_prev = reduction
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_p, num_classes)
+        self.mixed_op = DEFAULT_MIXED_OP if mixed_op is None else mixed_op
+
+    @property
+    def mixed_op(self) -> str:
+        """``plain`` or ``batched``: how every cell computes its edges. Only the computation
+        changes (same parameters, buffers and state dict), so it may be switched at any
+        time, e.g. on a network restored from a checkpoint of the other formulation."""
+        return self._mixed_op
+
+    @mixed_op.setter
+    def mixed_op(self, value: str) -> None:
+        if value not in MIXED_OPS:
+            raise NasforgeError(f"unknown mixed_op '{value}'; choose from: "
+                                f"{', '.join(MIXED_OPS)}")
+        self._mixed_op = value
+        for cell in self.cells:
+            cell.mixed_op = value
 
     @property
     def arch_shape(self) -> tuple[int, int]:

@@ -15,6 +15,9 @@ The network only mixes with the weights it is given, as the DARTS super-network 
 - ``inputs`` [B, B]: row b weighs the candidates 0..b of vertex b+1 (the rest is padding);
 - ``output`` [1, B+1]: the cell input's edge and each block's share of the output.
 
+Each may instead carry a leading axis of ``layers`` (all three alike): one set per cell, as
+GDAS's per-cell Gumbel draws need.
+
 With ``sparse = True`` (GDAS, ENAS) entries that are exactly zero cost nothing: an op, an
 input or a block the output cannot reach is not computed (one host read per forward pass).
 """
@@ -107,9 +110,11 @@ class OneShotCell(nn.Module):
 class Plan:
     """Which ops, inputs and blocks carry a non-zero weight (for sparse forward passes)."""
 
-    def __init__(self, weights: dict[str, Tensor], blocks: int) -> None:
+    def __init__(self, weights: dict[str, Tensor], blocks: int,
+                 flags: list[bool] | None = None) -> None:
         parts = [weights[k].reshape(-1) for k in ("ops", "inputs", "output")]
-        flags = torch.cat(parts).ne(0).tolist()  # one host read
+        if flags is None:
+            flags = torch.cat(parts).ne(0).tolist()  # one host read
         n_ops, n_in = parts[0].numel(), parts[1].numel()
         width, in_width = n_ops // blocks, n_in // blocks
         ops = [flags[b * width:(b + 1) * width] for b in range(blocks)]
@@ -163,21 +168,42 @@ class OneShotNetwork(nn.Module):
         return {"ops": (B, len(NB101_OPS)), "inputs": (B, B), "output": (1, B + 1)}
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
-        self._check_weights(weights)
-        plan = Plan(weights, self.space.blocks) if self.sparse else None
+        """``weights`` as :attr:`arch_shapes` (one set for every cell), or each entry with a
+        leading axis of ``layers`` (one set per cell: GDAS's per-cell Gumbel draws)."""
+        L = len(self.cells)
+        if self._check_weights(weights):
+            cell_weights = [{k: v[i] for k, v in weights.items()} for i in range(L)]
+        else:
+            cell_weights = [weights] * L
+        plans: list[Plan | None] = [None] * L
+        if self.sparse and cell_weights[0] is weights:
+            plans = [Plan(weights, self.space.blocks)] * L
+        elif self.sparse:
+            keys = ("ops", "inputs", "output")
+            rows = torch.cat([weights[k].reshape(L, -1) for k in keys], dim=1)
+            plans = [Plan(w, self.space.blocks, flags)  # one host read for all cells
+                     for w, flags in zip(cell_weights, rows.ne(0).tolist(), strict=True)]
         s = self.stem(x)
         for i, cell in enumerate(self.cells):
             if i in self.reductions:
                 s = self.pool(s)
-            s = cell(s, weights, plan)
+            s = cell(s, cell_weights[i], plans[i])
         s = self.postprocess(s)
         return self.classifier(s.mean(dim=(2, 3)))
 
-    def _check_weights(self, weights: dict[str, Tensor]) -> None:
+    def _check_weights(self, weights: dict[str, Tensor]) -> bool:
+        """Refuse keys or shapes that do not fit; True for per-cell weights."""
+        per_cell = None
         for key, shape in self.arch_shapes.items():
             if key not in weights:
                 raise NasforgeError(f"weights need keys {sorted(self.arch_shapes)}; got "
                                     f"{sorted(weights)}")
-            if tuple(weights[key].shape) != shape:
-                raise NasforgeError(f"weights['{key}'] must have shape {list(shape)}; got "
-                                    f"{list(weights[key].shape)}")
+            got = tuple(weights[key].shape)
+            this = got == (len(self.cells), *shape)
+            if (got != shape and not this) or (per_cell is not None and this != per_cell):
+                raise NasforgeError(
+                    f"weights['{key}'] must have shape {list(shape)} (every cell) or "
+                    f"{[len(self.cells), *shape]} (per cell), the same for every key; got "
+                    f"{list(got)}")
+            per_cell = this
+        return bool(per_cell)

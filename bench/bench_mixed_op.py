@@ -1,0 +1,91 @@
+"""DARTS search step: the plain and the batched mixed-op formulation, timed in the same run.
+
+One step = one first-order architecture step + one weight step (SGD, clip 5) on random data,
+as ``nasforge bench step`` times it (``nasforge.benchmarks.step``). Rows, interleaved round by
+round so a busy machine hurts every row alike: ``plain`` and ``batched`` DARTS in NCHW and
+(``--channels-last``) channels_last, and the same two formulations for PC-DARTS and GDAS
+(``--algos``). Prints the median wall time and the median process CPU time (user + system
+of this process, less sensitive to other jobs on a shared machine) per step, and the ratios
+plain / batched measured in the same run; makes no assertions.
+
+    .venv/bin/python bench/bench_mixed_op.py [--resolution 16] [--rounds 3] [--threads 2]
+        [--algos darts,pcdarts,gdas] [--channels-last]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from nasforge.benchmarks.step import SearchStep
+
+
+def time_steps(run: SearchStep, steps: int, start: int) -> tuple[float, float]:
+    run.synchronize()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        run.step(start + i)
+    run.synchronize()
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--algos", default="darts")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="also time both formulations in channels_last")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    layouts = [False, True] if args.channels_last else [False]
+    runs: dict[str, SearchStep] = {}
+    for algo in args.algos.split(","):
+        for cl in layouts:
+            for mode in ("plain", "batched"):
+                name = f"{algo}, {mode}, {'channels_last' if cl else 'NCHW'}"
+                runs[name] = SearchStep(algo, args.channels, args.layers, args.batch,
+                                        args.resolution, args.device, channels_last=cl,
+                                        mixed_op=mode)
+                runs[name].step(0)  # warm-up
+    walls: dict[str, list[float]] = {n: [] for n in runs}
+    cpus: dict[str, list[float]] = {n: [] for n in runs}
+    for r in range(args.rounds):
+        for name, run in runs.items():
+            wall, cpu = time_steps(run, args.steps, 1 + r * args.steps)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    print(f"search step (first order), C={args.channels}, {args.layers} cells, batch "
+          f"{args.batch}, {args.resolution}x{args.resolution}, {args.device}, torch "
+          f"{torch.__version__}, {args.threads} threads, {args.rounds} round(s) of "
+          f"{args.steps} step(s); wall and CPU s/step: median (min)")
+    print(f"{'row':<34}{'wall s':>9}{'(min)':>8}{'cpu s':>9}{'(min)':>8}"
+          f"{'x plain wall':>13}{'x plain cpu':>12}")
+    for name in runs:
+        algo, mode, layout = name.split(", ")
+        base = f"{algo}, plain, NCHW"
+        w, c = statistics.median(walls[name]), statistics.median(cpus[name])
+        wb, cb = statistics.median(walls[base]), statistics.median(cpus[base])
+        print(f"{name:<34}{w:>9.3f}{min(walls[name]):>8.3f}{c:>9.3f}{min(cpus[name]):>8.3f}"
+              f"{wb / w:>13.2f}{cb / c:>12.2f}")
+    # the same-round ratios, so a slow round does not favour one row
+    for algo in args.algos.split(","):
+        for layout in ("NCHW", "channels_last") if args.channels_last else ("NCHW",):
+            p, b = f"{algo}, plain, {layout}", f"{algo}, batched, {layout}"
+            ratios = [x / y for x, y in zip(walls[p], walls[b], strict=True)]
+            print(f"{algo} {layout}: plain/batched wall per round "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)} (min {min(ratios):.2f}, median "
+                  f"{statistics.median(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()
