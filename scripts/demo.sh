@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start 1: set up and run the end-to-end demo (proxy data, BtNAS search, retrain, then
-# AutoSNN, on the embedded digits; about 5 min on 2 CPU cores).
+# AutoSNN, on the embedded digits; about 8 min on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

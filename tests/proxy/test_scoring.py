@@ -47,7 +47,7 @@ def test_scoring_writes_every_example_in_dataset_order(scored):
     assert ((listing.entropy >= 0) & (listing.entropy <= math.log(10) + 1e-9)).all()
     run = run_dir_for(out)
     assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".prev")) == [
-        "checkpoint.pt", "config.yaml", "features.npy", "forgetting.tsv", "model.pt",
+        ".nasforge", "checkpoint.pt", "config.yaml", "features.npy", "forgetting.tsv", "model.pt",
         "results.json", "tb", "train_log.csv"]
     assert sorted(p.name for p in (run / "tb" / "train_log").iterdir())[0].startswith(
         "events.out.tfevents.")

@@ -244,9 +244,9 @@ def test_enas_policy_gradient_moves_toward_reward():
     assert after > before + 0.1, (before, after)
 
 
-def test_only_three_algorithms_cover_these_spaces():
-    assert ONESHOT_STRATEGIES.names() == ["darts", "enas", "gdas"]
-    with pytest.raises(NasforgeError, match="choose from: darts, enas, gdas"):
+def test_only_three_algorithms_and_the_random_baselines_cover_these_spaces():
+    assert ONESHOT_STRATEGIES.names() == ["darts", "enas", "gdas", "random", "random-ws"]
+    with pytest.raises(NasforgeError, match="choose from: darts, enas, gdas, random, random-ws"):
         ONESHOT_STRATEGIES.get("pcdarts")
 
 

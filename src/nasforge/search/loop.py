@@ -137,7 +137,8 @@ def build_search(s: SearchConfig, strategy_cls: type, *, num_classes: int, in_ch
         network = SearchNetwork(s.channels, num_classes, s.layers, s.nodes,
                                 in_channels=in_channels, primitives=space.primitives,
                                 op_mask=space.op_mask(s.nodes),
-                                stem="imagenet" if image_size >= 128 else "cifar")
+                                stem="imagenet" if image_size >= 128 else "cifar",
+                                mixed_op=s.mixed_op)
     else:
         network = OneShotNetwork(oneshot, s.channels, num_classes, s.layers,
                                  in_channels=in_channels)
