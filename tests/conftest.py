@@ -26,6 +26,20 @@ def proxy_file(tmp_path) -> Path:
     return path
 
 
+def assert_refused(capsys, argv: list[str], *needles: str) -> str:
+    """``nasforge ARGV`` in this process exits 2 with one ``nasforge: error:`` line holding
+    every needle; returns that line."""
+    from nasforge.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasforge: error: ") and \
+        "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
 def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real ``nasforge`` console entry point in a subprocess."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}

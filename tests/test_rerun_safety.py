@@ -18,19 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_SEARCH
+from conftest import assert_refused as _refused
 from nasforge.cli import main
 from nasforge.config import load_config, save_config
 from nasforge.errors import NasforgeError
-
-
-def _refused(capsys, argv: list[str], *needles: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("nasforge: error: ") and \
-        "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

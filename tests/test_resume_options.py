@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_SEARCH, TINY_TRAIN
+from conftest import assert_refused as _refused
 from nasforge.cli import main
 from nasforge.config import load_config, save_config
 from nasforge.spaces.darts.genotype import format_genotype, load_genotype
@@ -76,16 +77,6 @@ def runs(tmp_path) -> dict[str, Path]:
     _run(tmp_path, "ent.tsv.run", ["entropy.model=resnet20"])
     return {"search": search, "train": train, "supernet": supernet, "snn_train": snn_train,
             "entropy": entropy}
-
-
-def _refused(capsys, argv: list[str], *needles: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("nasforge: error: ") and \
-        "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 SEARCH_REFUSED = [

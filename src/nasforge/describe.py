@@ -335,6 +335,25 @@ MAX_SNN_VALUES = 2**28
 """Most values (batch × T × C × H × W) in the first layer of a described SNN: 1 GiB float32."""
 
 
+def check_snn_input(channels: int, timesteps: int, batch: int, size: int) -> None:
+    """The bounds every ``snn describe`` keeps (``--arch`` and ``--model``), so a typo cannot
+    exhaust the memory: C >= 1, 1 <= T <= :data:`MAX_SNN_TIMESTEPS`, 1 <= batch <=
+    :data:`MAX_SNN_BATCH` and at most :data:`MAX_SNN_VALUES` values in the first layer."""
+    for name, value, hi in (("--channels", channels, None),
+                            ("--timesteps", timesteps, MAX_SNN_TIMESTEPS),
+                            ("--batch", batch, MAX_SNN_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
+                hi is not None and value > hi):
+            allowed = f"1..{hi}" if hi is not None else ">= 1"
+            raise NasforgeError(f"{name} must be an integer {allowed}, got {value!r}")
+    values = batch * timesteps * channels * size * size
+    if values > MAX_SNN_VALUES:
+        raise NasforgeError(
+            f"batch {batch} x T={timesteps} x C={channels} x {size}x{size} is {values:,} values "
+            f"in the first layer; allowed up to {MAX_SNN_VALUES:,} (1 GiB as float32): lower "
+            "--batch, --timesteps or --channels")
+
+
 def check_snn_size(arch: str, channels: int, timesteps: int, batch: int, *, size: int,
                    in_channels: int, classes: int, variant: str | None = None,
                    space: str = "default") -> None:
@@ -345,24 +364,12 @@ def check_snn_size(arch: str, channels: int, timesteps: int, batch: int, *, size
     :data:`MAX_SNN_VALUES` values in the first layer's activation."""
     from nasforge.snn.backbone import SNNBackbone, num_tbd
 
-    for name, value, hi in (("--channels", channels, None), ("--timesteps", timesteps,
-                                                              MAX_SNN_TIMESTEPS),
-                            ("--batch", batch, MAX_SNN_BATCH)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (
-                hi is not None and value > hi):
-            allowed = f"1..{hi}" if hi is not None else ">= 1"
-            raise NasforgeError(f"{name} must be an integer {allowed}, got {value!r}")
+    check_snn_input(channels, timesteps, batch, size)
     blocks = num_tbd(variant, space)
     given = arch.count(",") + 1 if isinstance(arch, str) else len(arch)
     if given > blocks:
         raise NasforgeError(f"architecture has {given:,} blocks; this backbone (variant "
                             f"{variant or 'default'}, space {space}) takes exactly {blocks}")
-    values = batch * timesteps * channels * size * size
-    if values > MAX_SNN_VALUES:
-        raise NasforgeError(
-            f"batch {batch} x T={timesteps} x C={channels} x {size}x{size} is {values:,} values "
-            f"in the first layer; allowed up to {MAX_SNN_VALUES:,} (1 GiB as float32): lower "
-            "--batch, --timesteps or --channels")
     _check_size(lambda: SNNBackbone(arch, channels, timesteps, classes, size, in_channels,
                                     variant, space),
                 f"the SNN with C={channels}", "lower --channels")

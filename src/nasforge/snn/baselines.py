@@ -142,32 +142,15 @@ def describe_snn_model(name: str, channels: int = 16, dataset: str = "cifar10",
     """Parameters, neurons and (``measure``) spikes per image of a hand-crafted baseline,
     as :func:`nasforge.snn.spikes.describe_snn` reports them for a searched architecture
     (Table 5.4's baseline rows: ``nasforge snn describe --model NAME --channels C``)."""
-    from nasforge.describe import (
-        MAX_DESCRIBE_PARAMS,
-        MAX_SNN_BATCH,
-        MAX_SNN_TIMESTEPS,
-        MAX_SNN_VALUES,
-    )
+    from nasforge.describe import MAX_DESCRIBE_PARAMS, check_snn_input
     from nasforge.snn.spikes import DATASET_SHAPES, _sample_batch, count_spikes
 
     if dataset not in DATASET_SHAPES:
         raise NasforgeError(
             f"unknown dataset '{dataset}' for SNNs; choose from: {', '.join(DATASET_SHAPES)}"
         )
-    # the bounds `snn describe --arch` keeps, so a typo cannot exhaust the memory
-    for what, value, hi in (("--channels", channels, None),
-                            ("--timesteps", timesteps, MAX_SNN_TIMESTEPS),
-                            ("--batch", batch, MAX_SNN_BATCH)):
-        if value < 1 or (hi is not None and value > hi):
-            allowed = f"1..{hi}" if hi is not None else ">= 1"
-            raise NasforgeError(f"{what} must be an integer {allowed}, got {value}")
     in_channels, size, classes, _frames = DATASET_SHAPES[dataset]
-    values = batch * timesteps * channels * size * size
-    if values > MAX_SNN_VALUES:
-        raise NasforgeError(
-            f"batch {batch} x T={timesteps} x C={channels} x {size}x{size} is {values:,} "
-            f"values in the first layer; allowed up to {MAX_SNN_VALUES:,}: lower --batch, "
-            "--timesteps or --channels")
+    check_snn_input(channels, timesteps, batch, size)
     with torch.device("meta"):
         params = sum(p.numel() for p in build_snn_model(
             name, channels, timesteps, classes, size, in_channels).parameters())

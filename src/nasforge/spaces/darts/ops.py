@@ -120,12 +120,14 @@ class FactorizedReduce(nn.Module):
         if not activated:
             x = self.relu(x)
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        # A 1×1 stride-2 conv is a 1×1 conv of every other pixel. Written so because torch
-        # 2.13's CPU backward of a 1×1 stride-2 conv in channels_last corrupts memory
-        # (bench/channels_last_crash.py); same values, same parameters.
-        return self.bn(torch.cat([F.conv2d(x[:, :, ::2, ::2], self.conv_1.weight),
-                                  F.conv2d(shifted[:, :, ::2, ::2], self.conv_2.weight)],
-                                 dim=1))
+        if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+            # A 1×1 stride-2 conv is a 1×1 conv of every other pixel. Written so because
+            # torch 2.13's CPU backward of a 1×1 stride-2 conv in channels_last corrupts
+            # memory (bench/channels_last_crash.py); same values, same parameters.
+            return self.bn(torch.cat([F.conv2d(x[:, :, ::2, ::2], self.conv_1.weight),
+                                      F.conv2d(shifted[:, :, ::2, ::2], self.conv_2.weight)],
+                                     dim=1))
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
 class Zero(nn.Module):
