@@ -223,3 +223,19 @@ def test_a_failed_run_in_an_existing_folder_removes_only_its_own_files(small_pro
                   "--set", "search.grad_clip=0")
     assert res.returncode == 2, res.stderr
     assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_a_failing_command_never_discards_what_an_earlier_command_made(finished_run,
+                                                                      tmp_path, capsys):
+    """Notebooks and tests run several commands in one process: a failure discards only the
+    failing command's own unstarted run directories, never an earlier command's report."""
+    from nasforge.cli import main
+
+    run, _ = finished_run
+    run = _copy_run(run, tmp_path / "run")
+    assert main(["report", str(run)]) == 0
+    assert (run / "report" / "report.html").is_file()
+    assert main(["search", "--algo", "darts", "--out", str(tmp_path / "new"),
+                 "--proxy", str(tmp_path / "missing.txt")]) == 2
+    assert (run / "report" / "report.html").is_file()
+    capsys.readouterr()

@@ -1275,6 +1275,7 @@ def _run(args: argparse.Namespace) -> None:
     leaves no run directory it created that never reached a checkpoint."""
     from nasforge import outputs
 
+    outputs.forget_fresh()  # one command's inputs and new run dirs, not an earlier call's
     _check_file_outputs(args)
     outputs.declare_inputs(_input_paths(args))
     try:

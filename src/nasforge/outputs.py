@@ -287,7 +287,9 @@ def discard_unstarted() -> None:
 
 
 def forget_fresh() -> None:
-    """Forget the run directories created so far (tests call commands in one process)."""
+    """Forget the run directories created, the inputs declared and the markers read so far:
+    the command line calls it before each command (tests and notebooks run several in one
+    process, and only the failing command's own directories may be discarded)."""
     _fresh.clear()
     _listed.clear()
     _inputs.clear()
