@@ -47,23 +47,29 @@ def _stale_supernet() -> SNNSuperNet:
     return model.eval()
 
 
-def test_recalibration_equals_an_independent_computation_and_restores() -> None:
-    model = _stale_supernet()
-    before = _bn_buffers(model)
-    batches = [(torch.randn(16, 1, 8, 8), torch.zeros(16, dtype=torch.long)) for _ in range(3)]
-    x = torch.randn(20, 1, 8, 8)
-    # independently: the extracted network, statistics reset and averaged over the batches
-    net = model.extract(PATH)
+def _recalibrated_by_hand(net: nn.Module, batches) -> nn.Module:
+    """The independent computation: statistics reset, then averaged over ``batches`` in
+    train mode (momentum None); returned in eval mode."""
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.reset_running_stats()
             m.momentum = None
     net.train()
     with torch.no_grad():
-        for bx, _ in batches:
-            net(bx)
+        for x, _ in batches:
+            net(x)
             reset_net(net)
-        net.eval()
+    return net.eval()
+
+
+def test_recalibration_equals_an_independent_computation_and_restores() -> None:
+    model = _stale_supernet()
+    before = _bn_buffers(model)
+    batches = [(torch.randn(16, 1, 8, 8), torch.zeros(16, dtype=torch.long)) for _ in range(3)]
+    x = torch.randn(20, 1, 8, 8)
+    # independently: the extracted network, statistics reset and averaged over the batches
+    net = _recalibrated_by_hand(model.extract(PATH), batches)
+    with torch.no_grad():
         expected = net(x)
         reset_net(net)
         with recalibrated_bn(model, batches, lambda b: model(b, PATH)):
@@ -129,17 +135,7 @@ def test_search_scores_with_recalibration(tiny_supernet, tmp_path) -> None:
     train_idx = read_index_file(path / "train.txt", len(data.train))
     seed = load_config(None, TINY).run.seed
     batches = recalibration_batches(data, train_idx, 64, 2, seed, "cpu")
-    net = model.extract(row["arch"])
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    net.train()
-    with torch.no_grad():
-        for x, _ in batches:
-            net(x)
-            reset_net(net)
-    net.eval()
+    net = _recalibrated_by_hand(model.extract(row["arch"]), batches)
     val = read_index_file(path / "val.txt", len(data.train))
     val_batches = snn_batches(data, data.train, 1000, device=torch.device("cpu"), indices=val,
                               shuffle=False)
