@@ -1,9 +1,13 @@
-"""Build the tabular-digits benchmark: train every normal cell of the space once per seed.
+"""Build a tabular benchmark: train every normal cell of the space once per seed.
 
 Each finished (cell, seed) is appended as one JSON line to a work file, so a killed build
-resumes where it stopped; at the end the compact gzip table is written. Example:
+resumes where it stopped; at the end the compact gzip table is written. Examples:
 
     .venv/bin/python scripts/build_tabular_digits.py --workers 2 --seeds 0 1
+    .venv/bin/python scripts/build_tabular_digits.py --bench tabular-noisy-digits --seeds 0 1
+
+The work file of ``tabular-noisy-digits`` is committed (benchmarks/data/) as it grows, so a
+build split over several sessions continues where the last one stopped.
 """
 
 from __future__ import annotations
@@ -14,25 +18,34 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "src/nasforge/benchmarks/data/tabular_digits.json.gz"
+DATA = ROOT / "src/nasforge/benchmarks/data"
+WORK = {"tabular-digits": Path("build/tabular_digits.work.jsonl"),
+        "tabular-noisy-digits": DATA / "tabular_noisy_digits.work.jsonl"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench", default="tabular-digits",
+                    choices=["tabular-digits", "tabular-noisy-digits"],
+                    help="which table (its protocol, work file and output)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 = in-process)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--work", type=Path, default=Path("build/tabular_digits.work.jsonl"),
-                    help="JSON-lines file of finished trainings (resume log)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="gzip JSON table to write")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="JSON-lines file of finished trainings (resume log; default per bench)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="gzip JSON table to write (default: the packaged table of --bench)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N cells (tests)")
     ap.add_argument("--epochs", type=int, default=None, help="override the protocol (tests)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    ap.add_argument("--table-only", action="store_true",
+                    help="train nothing: write the table of the cells finished for every seed")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
@@ -68,8 +81,8 @@ def _init_worker(threads: int) -> None:
 def _train(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
     from nasforge.benchmarks.tabular import cell_from_key, train_protocol
 
-    key, seed, overrides = task
-    return train_protocol(cell_from_key(key), seed, **overrides)
+    key, seed, bench, overrides = task
+    return train_protocol(cell_from_key(key), seed, bench=bench, **overrides)
 
 
 def write_table(out: Path, protocol: dict[str, Any], seeds: list[int], keys: list[str],
@@ -103,26 +116,33 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from tqdm.auto import tqdm
 
-    from nasforge.benchmarks.tabular import PROTOCOL, cell_key, enumerate_cells
+    from nasforge.benchmarks.tabular import BENCHMARKS, PROTOCOLS, cell_key, enumerate_cells
 
+    work = args.work if args.work is not None else WORK[args.bench]
+    out = args.out if args.out is not None else DATA / BENCHMARKS[args.bench]
     overrides = {"threads": args.threads}
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    protocol = {**PROTOCOL, **overrides}
+    protocol = {**PROTOCOLS[args.bench], **overrides}
     keys = [cell_key(c) for c in enumerate_cells()][: args.limit]
     seeds = sorted(set(args.seeds))
-    done = read_work(args.work, protocol)
-    tasks = [(k, s, overrides) for s in seeds for k in keys if (k, s) not in done]
+    done = read_work(work, protocol)
+    # cells in a fixed shuffled order, both seeds together: a partial build is a uniform
+    # sample of the space, so its statistics mean something already
+    order = random.Random(0).sample(keys, len(keys))
+    tasks = [(k, s, args.bench, overrides) for k in order for s in seeds if (k, s) not in done]
     print(f"{len(keys)} cells x {len(seeds)} seeds: {len(keys) * len(seeds) - len(tasks)} "
           f"done, {len(tasks)} to train with {args.workers} worker(s)", flush=True)
+    if args.table_only:
+        tasks = []
 
-    args.work.parent.mkdir(parents=True, exist_ok=True)
+    work.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(args.work, "a", encoding="utf-8") as log:
-        if args.work.stat().st_size == 0:
+    with open(work, "a", encoding="utf-8") as log:
+        if work.stat().st_size == 0:
             log.write(json.dumps({"protocol": protocol}) + "\n")
-        bar = tqdm(total=len(tasks), desc="tabular", unit="run", disable=args.no_progress)
-        if args.workers <= 1:
+        bar = tqdm(total=len(tasks), desc=args.bench, unit="run", disable=args.no_progress)
+        if args.workers <= 1 or not tasks:
             _init_worker(args.threads)
             results = map(_train, tasks)
             pool = None
@@ -150,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()} {os.cpu_count()} cpu",
         "train_seconds": round(sum(r["seconds"] for r in done.values()), 1),
     }
-    count = write_table(args.out, protocol, seeds, keys, done, build)
-    print(f"trained {len(tasks)} in {wall:.0f} s; wrote {count} records to {args.out}")
+    count = write_table(out, protocol, seeds, keys, done, build)
+    print(f"trained {len(tasks)} in {wall:.0f} s; wrote {count} records to {out}")
     return 0
 
 

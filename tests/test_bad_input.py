@@ -128,7 +128,9 @@ CASES = {
     "entropy-unknown-model": (["entropy", "--model", "resnet7", "--out", "out"],
                               ["unknown auxiliary model 'resnet7'", "resnet20"]),
     "unknown-config": (["search", "--config", "nope", "--out", "out"],
-                       ["config 'nope'", "darts-digits"]),
+                       ["config 'nope'", "nasforge config list"]),
+    "misspelt-config": (["search", "--config", "darts-digit", "--out", "out"],
+                        ["config 'darts-digit'", "close matches: darts-digits"]),
     "1shot1-unsupported-algo": (["search", "--space", "1shot1-ss1", "--algo", "pcdarts",
                                  *SEARCH, "--out", "out"],
                                 ["'pcdarts'", "darts, enas, gdas"]),
@@ -392,7 +394,7 @@ def test_positive_lambda_is_a_one_line_warning_not_an_error(capsys, tmp_path, on
 PROCESS_CASES = {
     "unknown-dataset": (["search", "--dataset", "mnist", "--out", "{OUT}"],
                         "unknown dataset 'mnist'; choose from: cifar10, cifar100, digits, "
-                        "imagenet, svhn, tiny-imagenet"),
+                        "imagenet, noisy-digits, svhn, tiny-imagenet"),
     "strategy-setting": (["search", "--algo", "gdas", "--set", "search.order=second",
                           "--out", "{OUT}"],
                          "gdas is first-order only; got search.order=second"),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nasforge.config import CONFIG_DIR, config_to_dict, load_config
+from nasforge.config import config_to_dict, load_config, shipped_configs
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "protocols.md"
 TOKEN = re.compile(r"`([a-z0-9_]+\.[a-z0-9_]+)=([^`\s]+)`")
@@ -49,7 +49,7 @@ def rows(text: str | None = None) -> list[tuple[str, list[str], list[tuple[str, 
 
 
 def expand(name: str) -> list[str]:
-    available = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    available = list(shipped_configs())
     return fnmatch.filter(available, name) if "*" in name else [name]
 
 
@@ -86,8 +86,8 @@ def test_the_page_covers_every_thesis_table_and_zoo_algorithm():
                   "4.7", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7", "5.8", "5.9"):
         assert f"Table {table}" in labels, table
     named = {n for _, names, _ in ROWS for n in names}
-    zoo = sorted(p.stem for p in CONFIG_DIR.glob("*-cifar10.yaml")
-                 if not re.match(r"(t\d|f\d|1shot1|entropy)", p.stem))
+    zoo = sorted(name for name in shipped_configs("*-cifar10")
+                 if not re.match(r"(t\d|f\d|1shot1|entropy)", name))
     assert zoo and set(zoo) <= named, sorted(set(zoo) - named)
     assert sum(len(tokens) for _, _, tokens in ROWS) > 150  # the column is really parsed
 

@@ -1,9 +1,10 @@
 """Typed run configuration: dataclasses, YAML files and dotted overrides.
 
-Defaults are the thesis's protocols (§3.4.1 with DESIGN.md's corrections); YAML files under
-``configs/`` override them, and ``--set section.key=value`` overrides those. Every value is
-checked against its declared type, range and choices, so a typo fails in one line before any
-work starts, and the resolved config is saved in the run directory.
+Defaults are the thesis's protocols (§3.4.1, with the corrections docs/protocols.md lists);
+YAML files under ``configs/`` (any folder: docs/config.md) override them, and
+``--set section.key=value`` overrides those. Every value is checked against its declared
+type, range and choices, so a typo fails in one line before any work starts, and the
+resolved config is saved in the run directory.
 """
 
 from __future__ import annotations
@@ -398,16 +399,88 @@ def _fill(obj: Any, values: dict, prefix: str) -> None:
         setattr(obj, name, coerced)
 
 
+CONFIG_FOLDERS = {
+    "algos": "one config per search algorithm: its published setting (-cifar10 ...) and a "
+             "CPU-sized one (-digits); the NAS-Bench-1shot1 searches",
+    "demo": "the end-to-end demo (`nasforge demo`) and its AutoSNN part",
+    "studies": "CPU-scale studies and search-space quality on digits",
+    "thesis/ch3": "chapter 3, proxy data: Tables 3.x (t3.*), entropy models, ImageNet retrain",
+    "thesis/ch4": "chapter 4, ExtCells and BtNAS: Tables 4.x (t4.*)",
+    "thesis/ch5": "chapter 5, AutoSNN: Tables 5.x (t5.*) and Figures 5.x (f5.*)",
+}
+"""The folders under ``configs/`` (docs/config.md); ``sweeps/`` holds `nasforge sweep`'s own
+configs, which are not run configs and have names of their own."""
+_NOT_RUN_CONFIGS = ("sweeps",)
+
+
+def shipped_config_paths() -> list[Path]:
+    """Every run config shipped under ``configs/``, at any depth (``sweeps/`` excluded),
+    ordered by folder, then name."""
+    return sorted((p for p in CONFIG_DIR.rglob("*.yaml")
+                   if p.relative_to(CONFIG_DIR).parts[0] not in _NOT_RUN_CONFIGS),
+                  key=lambda p: (p.parent.relative_to(CONFIG_DIR).as_posix(), p.stem))
+
+
+def _configs_named(name: str) -> list[Path]:
+    return [p for p in shipped_config_paths() if p.stem == name]
+
+
+def shipped_configs(pattern: str = "*") -> dict[str, Path]:
+    """Name → file of the shipped run configs whose name matches the glob ``pattern``,
+    sorted by name (``--config NAME`` finds each by its name alone, whatever its folder)."""
+    import fnmatch
+
+    found: dict[str, Path] = {}
+    for path in shipped_config_paths():
+        if path.stem in found:
+            raise NasforgeError(f"two shipped configs are named '{path.stem}': "
+                                f"{found[path.stem]} and {path}")
+        found[path.stem] = path
+    return {name: found[name] for name in sorted(found) if fnmatch.fnmatchcase(name, pattern)}
+
+
+def shipped_config_lines() -> list[str]:
+    """`nasforge config list`: every shipped config with its first comment line, grouped by
+    folder under a ``folder/: what it holds`` heading."""
+    lines: list[str] = []
+    folder = None
+    for path in shipped_config_paths():
+        here = path.parent.relative_to(CONFIG_DIR).as_posix()
+        if here != folder:
+            folder = here
+            lines.append(f"{here}/: {CONFIG_FOLDERS.get(here, '')}".rstrip(": "))
+        text = path.read_text()
+        first = text.splitlines()[0] if text else ""
+        lines.append(f"  {path.stem:32s} {first.lstrip('# ')}")
+    return lines
+
+
 def resolve_config_path(name_or_path: str | Path) -> Path:
-    """A config given as a path, or as the name of a file shipped under ``configs/``."""
+    """A config given as a path, or by the name of a file shipped anywhere under
+    ``configs/`` (``darts-digits``, ``darts-digits.yaml`` or ``algos/darts-digits``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    for candidate in (CONFIG_DIR / f"{name_or_path}.yaml", CONFIG_DIR / str(name_or_path)):
+    text = str(name_or_path)
+    for candidate in (CONFIG_DIR / f"{text}.yaml", CONFIG_DIR / text):
         if candidate.is_file():
             return candidate
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise NasforgeError(f"config '{name_or_path}' is neither a file nor a shipped config ({names})")
+    name = text.removesuffix(".yaml")
+    if "/" not in name and "\\" not in name:
+        matches = _configs_named(name)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            where = " and ".join(str(p.relative_to(CONFIG_DIR)) for p in matches)
+            raise NasforgeError(f"config '{name}' is ambiguous: configs/ ships {where}; "
+                                "give the file's path")
+    import difflib
+
+    close = difflib.get_close_matches(name.rsplit("/", 1)[-1],
+                                      [p.stem for p in shipped_config_paths()], n=5, cutoff=0.6)
+    hint = f"close matches: {', '.join(close)}" if close else "no shipped name is close"
+    raise NasforgeError(f"config '{name_or_path}' is neither a file nor a shipped config "
+                        f"({hint}; `nasforge config list` shows them all)")
 
 
 class _DuplicateKey(yaml.YAMLError):

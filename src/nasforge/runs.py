@@ -32,6 +32,7 @@ import yaml
 from nasforge.checkpoint import has_checkpoint
 from nasforge.errors import NasforgeError
 from nasforge.outputs import MARKER
+from nasforge.stages import find_stage, get_stage, stage_logs
 
 ACTIVE_SECONDS = 600.0
 """A run without results counts as running while a file changed within this many seconds."""
@@ -39,9 +40,8 @@ ACTIVE_SECONDS = 600.0
 MAX_DEPTH = 4
 """How deep below the scanned folder run directories are looked for (demo sub-runs: 2)."""
 
-LOGS = {"search": "search_log.csv", "train": "train_log.csv", "snn-supernet": "supernet_log.csv",
-        "snn-train": "train_log.csv", "entropy": "train_log.csv"}
-"""The per-epoch CSV log of each kind of run."""
+LOGS = stage_logs()
+"""The per-epoch CSV log of each kind of run (from the stage registry)."""
 
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "tb"}
 STATUSES = ("done", "running", "resumable", "failed")
@@ -111,12 +111,12 @@ def run_kind(run_dir: Path, results: dict | None = None, config: dict | None = N
         return str(results["stage"])
     if is_demo(results):
         return "demo"
-    if (run_dir / "search_log.csv").exists() or (run_dir / "strengths.jsonl").exists() \
+    if (run_dir / LOGS["search"]).exists() or (run_dir / "strengths.jsonl").exists() \
             or (run_dir / "entropy.tsv.run").is_dir():
         return "search"
-    if (run_dir / "supernet_log.csv").exists():
+    if (run_dir / LOGS["snn-supernet"]).exists():
         return "snn-supernet"
-    if (run_dir / "evaluations.json").exists():
+    if (run_dir / get_stage("snn-search").progress_file).exists():
         return "snn-search"
     if run_dir.name.endswith(".run"):
         return "entropy"
@@ -129,13 +129,17 @@ def run_kind(run_dir: Path, results: dict | None = None, config: dict | None = N
 
 
 def configured_epochs(kind: str, config: dict) -> int | None:
-    section = {"search": "search", "train": "train", "snn-supernet": "snn",
-               "snn-train": "snn", "entropy": "entropy"}.get(kind)
-    values = (config.get(section) or {}) if section else {}
+    """The epoch budget of a run of ``kind`` (the stage's ``epochs`` key in its config)."""
+    stage = find_stage(kind)
+    key = stage.epochs if stage is not None else None
+    if key is None:
+        return None
+    section, name = key.split(".", 1)
+    values = config.get(section) or {}
     try:
         if kind == "entropy" and values.get("pretrain") == "simclr":
             return int(values["simclr_epochs"]) + int(values["linear_epochs"])
-        return int(values["epochs"]) if "epochs" in values else None
+        return int(values[name]) if name in values else None
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -239,8 +243,7 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
             window = max(window, 2 * seconds / len(rows) + 60)
         if age <= window:
             status = "running"
-        elif has_checkpoint(run_dir / "checkpoint.pt") or (
-                kind == "snn-search" and (run_dir / "evaluations.json").exists()):
+        elif has_checkpoint(run_dir / "checkpoint.pt") or _has_progress(kind, run_dir):
             status = "resumable"
         else:
             status = "failed"
@@ -250,6 +253,13 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
         detail = f"{detail}; results.json is corrupt" if detail else "results.json is corrupt"
     return RunInfo(path=str(run_dir), kind=kind, status=status, epoch=epoch, epochs=epochs,
                    metric=metric, value=value, age=age, detail=detail)
+
+
+def _has_progress(kind: str, run_dir: Path) -> bool:
+    """Whether a run of a stage that keeps its progress elsewhere than in a checkpoint
+    (``snn search``: the scored architectures) has some to continue from."""
+    stage = find_stage(kind)
+    return bool(stage and stage.progress_file and (run_dir / stage.progress_file).exists())
 
 
 def find_run_dirs(root: str | Path, *, max_depth: int = MAX_DEPTH) -> list[Path]:

@@ -18,6 +18,7 @@ from nasforge.checkpoint import atomic_write_json, save_checkpoint
 from nasforge.config import Config, config_to_dict, load_config, read_config, save_config
 from nasforge.errors import NasforgeError, NumericalError
 from nasforge.outputs import check_new_dir, create_run_dir, record
+from nasforge.stages import resume_learning_rates
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -156,10 +157,11 @@ def check_finite(loss: torch.Tensor | float, *, epoch: int, run: str | Path,
                          f"yet (the first epoch failed); start it again with {lower}")
 
 
-RESUME_OVERRIDES = ("search.w_lr", "search.w_lr_min", "train.lr", "train.lr_min",
-                    "entropy.lr", "snn.lr", "data.root", "run.device", "run.progress",
+RESUME_OVERRIDES = (*resume_learning_rates(), "data.root", "run.device", "run.progress",
                     "run.amp", "run.compile", "run.deterministic")
-"""What ``--resume RUN --set KEY=VALUE`` may change; other keys must keep their saved value."""
+"""What ``--resume RUN --set KEY=VALUE`` may change: every stage's learning rates (the stage
+registry, :mod:`nasforge.stages`) and how the run executes; other keys must keep their saved
+value."""
 
 
 def resume_config(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),

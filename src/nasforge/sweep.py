@@ -22,9 +22,7 @@ never need it.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -43,23 +41,17 @@ from typing import Any
 
 from nasforge.config import CONFIG_DIR, read_yaml_file
 from nasforge.errors import NasforgeError
+from nasforge.stages import sweepable_stages
 
 SWEEP_CONFIG_DIR = CONFIG_DIR / "sweeps"
 
-# Commands a sweep can run: the file their run directory holds once they have finished.
-SWEEPABLE: dict[tuple[str, ...], str] = {
-    ("search",): "results.json",
-    ("train",): "results.json",
-    ("quality",): "summary.json",
-    ("snn", "supernet"): "results.json",
-    ("snn", "search"): "results.json",
-    ("snn", "train"): "results.json",
-    ("snn", "quality"): "results.json",
-}
+# Commands a sweep can run (the stage registry's sweepable stages): the file their run
+# directory holds once they have finished.
+SWEEPABLE: dict[tuple[str, ...], str] = {s.command: s.results for s in sweepable_stages()}
 # Commands whose leftover run directory is continued with ``--resume RUN_DIR`` when it holds
 # a checkpoint, else overwritten (``--force``); the others continue in an existing directory
 # by themselves.
-NEEDS_FORCE = {("search",), ("train",), ("snn", "supernet"), ("snn", "train")}
+NEEDS_FORCE = {s.command for s in sweepable_stages() if s.resume_option}
 # Options the sweep sets itself.
 RESERVED_OPTIONS = {"--out": "the sweep gives every step its own run directory",
                     "--resume": "re-run the sweep to continue it",
@@ -231,6 +223,15 @@ def sweep_config_names() -> list[str]:
     return sorted(p.stem for p in SWEEP_CONFIG_DIR.glob("*.yaml"))
 
 
+def sweep_config_lines() -> list[str]:
+    """``nasforge sweep --list``: each shipped sweep config with its first comment line."""
+    lines = []
+    for name in sweep_config_names():
+        text = resolve_sweep_config(name).read_text()
+        lines.append(f"{name:24s} {text.splitlines()[0].lstrip('# ') if text else ''}")
+    return lines
+
+
 def resolve_sweep_config(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
@@ -367,16 +368,12 @@ def _digest(point: dict[str, str], seed: int) -> str:
     return hashlib.sha1(json.dumps([point, seed]).encode()).hexdigest()[:8]
 
 
-@functools.cache
 def command_options(command: tuple[str, ...]) -> frozenset[str]:
-    """The option strings (``--algo``, ...) the CLI accepts for ``command``."""
-    from nasforge.cli import build_parser
+    """The option strings (``--algo``, ...) the CLI accepts for the stage command
+    ``command``."""
+    from nasforge.cli.stage_commands import command_options as options
 
-    parser = build_parser()
-    for word in command:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = sub.choices[word]
-    return frozenset(s for action in parser._actions for s in action.option_strings)
+    return options(command)
 
 
 def step_argv(step: Step, trial_dir: Path, prev: Path | None, point: dict[str, str],
@@ -433,10 +430,10 @@ def plan(spec: SweepSpec, out: str | Path) -> list[Trial]:
 def validate(spec: SweepSpec, trials: Sequence[Trial]) -> None:
     """Parse every trial's commands with the real CLI and load their configs, so a typo in a
     grid key or value fails in one line before anything starts."""
-    from nasforge.cli import build_parser
+    from nasforge.cli.stage_commands import stage_parser
     from nasforge.config import load_config
 
-    parser = build_parser()
+    parser = stage_parser()
     checked: set[tuple[str, ...]] = set()
     for trial in trials:
         for step, argv in zip(spec.steps, trial.argvs, strict=True):

@@ -42,14 +42,19 @@ def test_every_algorithm_on_full_and_proxy_data(tmp_path, one_thread):
 def test_summary_statistics_and_table():
     rows = [{"algo": "a", "method": "p1", "size": 0.2, "test_acc": acc, "rank": rank,
              "search_seconds": 3.0} for acc, rank in ((90.0, 4), (94.0, 2))]
-    rows.append({"algo": "a", "method": "full", "size": 1.0, "test_acc": 91.0, "rank": 3,
-                 "search_seconds": 9.0})
+    rows += [{"algo": "a", "method": "full", "size": 1.0, "test_acc": 91.0, "rank": 3,
+              "percentile": pct, "search_seconds": 9.0} for pct in (40.0, 60.0, 50.0)]
     summary = summarise(rows)
     proxy = next(r for r in summary if r["data"] == "p1 0.2")
     assert proxy["test_acc_mean"] == 92.0 and proxy["rank_mean"] == 3.0
     assert proxy["test_acc_std"] == pytest.approx(2 ** 0.5 * 2)
+    assert proxy["percentile_mean"] is None  # rows written before the column: no percentile
+    full = next(r for r in summary if r["data"] == "full")
+    # 95% Student-t interval over 3 seeds: t(0.975, 2) = 4.303, sd 10, n 3
+    assert full["percentile_mean"] == pytest.approx(50.0)
+    assert full["percentile_ci"] == pytest.approx(4.302653 * 10 / 3 ** 0.5, rel=1e-5)
     text = markdown(summary)
-    assert "| a | 92.00 ± 2.83 | 91.00 ± 0.00 | 9 |" in text
+    assert "| a | 92.00 ± 2.83 | 91.00 ± 0.00 | 50 ± 25 | 9 |" in text
 
 
 def test_cli_rejects_an_unknown_algorithm(tmp_path):

@@ -11,7 +11,7 @@ from conftest import TINY_SEARCH
 from nasforge import derive as derive_module
 from nasforge.checkpoint import load_checkpoint
 from nasforge.cli import main
-from nasforge.config import CONFIG_DIR, SearchConfig, load_config, save_config
+from nasforge.config import SearchConfig, load_config, save_config, shipped_configs
 from nasforge.runtime import autocast, load_run_config
 from nasforge.search import STRATEGIES
 from nasforge.search.base import StepContext
@@ -239,8 +239,8 @@ def test_topk_derivation_keeps_exactly_the_k_strongest_ops(tmp_path, small_proxy
     assert len(act_all.normal.ops) + len(act_all.reduce.ops) == 6
 
 
-BTNAS_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")
-                       if "algo: btnas" in p.read_text())
+BTNAS_CONFIGS = sorted(name for name, path in shipped_configs().items()
+                       if "algo: btnas" in path.read_text())
 
 
 def test_the_table_configs_exist():
@@ -255,7 +255,7 @@ def test_the_table_configs_exist():
 def test_btnas_configs_load(name):
     cfg = load_config(name)
     assert cfg.search.algo == "btnas"
-    assert (CONFIG_DIR / f"{name}.yaml").read_text().startswith("# ")
+    assert shipped_configs(name)[name].read_text().startswith("# ")
     assert cfg.search.algo in STRATEGIES.names()
     if name.startswith("t4."):
         assert cfg.search.rule == "topk"

@@ -78,7 +78,7 @@ def test_gates_follow_the_stretched_clamped_sigmoid_and_lie_in_the_unit_interval
 
 
 def _hand_regulariser(alpha, masks, primitives, tau, hinge, lambdas, chain):
-    """R from ALGORITHMS.md §9 with plain Python loops."""
+    """R as docs/zoo.md (PR-DARTS) defines it, with plain Python loops."""
     shift = -tau * math.log(0.1 / 1.1)
 
     def pi(c, e, k):

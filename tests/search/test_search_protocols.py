@@ -19,7 +19,7 @@ import dataclasses
 
 import pytest
 
-from nasforge.config import CONFIG_DIR, Config, load_config
+from nasforge.config import Config, load_config, shipped_configs
 from nasforge.spaces.darts.spaces import SPACES
 
 PROXY_CODE = dict(order="first", arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3,
@@ -37,7 +37,7 @@ def _search(name: str) -> dict:
 
 
 def _names(pattern: str) -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob(f"{pattern}.yaml"))
+    return list(shipped_configs(pattern))
 
 
 def _pick(s: dict, keys) -> dict:
@@ -60,7 +60,7 @@ def test_thesis_darts_configs_use_the_authors_code(name):
     batch = 256 if "imagenet" in name else 64  # the ImageNet proxy search's V100 batch
     assert _pick(s, PROXY_CODE) == {**PROXY_CODE, "batch_size": batch}
     # pinned in the file too, so a later change of the default cannot move these runs
-    assert "arch_lr: 0.0003" in (CONFIG_DIR / f"{name}.yaml").read_text()
+    assert "arch_lr: 0.0003" in shipped_configs(name)[name].read_text()
 
 
 def test_darts2_is_darts_second_order_code():
@@ -109,5 +109,5 @@ def test_sdarts_configs_search_their_seven_op_space(name):
     ("drnas-digits", 6e-4), ("fairdarts-digits", 6e-4), ("pcdarts-digits", 6e-4),
 ])
 def test_algorithms_with_other_papers_set_their_arch_lr(name, arch_lr):
-    assert "arch_lr:" in (CONFIG_DIR / f"{name}.yaml").read_text()
+    assert "arch_lr:" in shipped_configs(name)[name].read_text()
     assert _search(name)["arch_lr"] == arch_lr

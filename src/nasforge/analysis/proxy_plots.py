@@ -86,3 +86,46 @@ def plot_tsne(features: torch.Tensor, selections: dict[str, torch.Tensor], path:
     ax.set_yticks([])
     ax.legend(fontsize=8, markerscale=3)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------- from files (``nasforge plot``)
+
+def read_selections(paths: list[str], n: int) -> dict[str, torch.Tensor]:
+    """Index files (one example index a line) of a data set of ``n`` examples, by file stem:
+    the selections a plot highlights."""
+    from nasforge.data import read_index_file
+
+    return {Path(p).stem: read_index_file(p, n) for p in paths}
+
+
+def plot_entropy_files(entropy_list: str | Path, selection_files: list[str],
+                       path: str | Path, *, dataset: str | None = None,
+                       bin_width: float | None = None) -> Path:
+    """:func:`plot_entropy_histogram` of an entropy list and index files; the bin width is
+    ``bin_width`` or the data set's default (:func:`nasforge.proxy.histogram.bin_width_for`)."""
+    from nasforge.proxy.entropy import read_entropy_list
+    from nasforge.proxy.histogram import bin_width_for
+
+    ent = read_entropy_list(entropy_list)
+    width = bin_width_for(dataset or "", bin_width)
+    selections = read_selections(selection_files, len(ent.entropy))
+    return plot_entropy_histogram(ent.entropy, selections, width, path)
+
+
+def plot_class_files(entropy_list: str | Path, selection_files: list[str],
+                     path: str | Path) -> Path:
+    """:func:`plot_class_proportions` of index files, with the labels of an entropy list."""
+    from nasforge.proxy.entropy import read_entropy_list
+
+    ent = read_entropy_list(entropy_list)
+    return plot_class_proportions(ent.label, read_selections(selection_files, len(ent.label)),
+                                  path)
+
+
+def plot_tsne_files(features_file: str | Path, selection_files: list[str], path: str | Path,
+                    *, seed: int = 0) -> Path:
+    """:func:`plot_tsne` of a features ``.npy`` with the examples of index files marked."""
+    from nasforge.proxy.entropy import load_features
+
+    feats = load_features(features_file)
+    return plot_tsne(feats, read_selections(selection_files, len(feats)), path, seed=seed)

@@ -42,6 +42,7 @@ from nasforge.runs import (
     run_info,
 )
 from nasforge.runtime import read_csv
+from nasforge.stages import find_stage
 
 REPORT_DIR = "report"
 """Default output folder, inside the run directory (the demo's own report.md stays intact)."""
@@ -52,14 +53,6 @@ MAX_RUN_SECTIONS = 24
 LOG_ROWS = 20
 """The per-epoch table of a log shows at most this many (the last) epochs."""
 
-RESUME = {
-    "search": "nasforge search --resume {dir}",
-    "train": "nasforge train --resume {dir}",
-    "snn-supernet": "nasforge snn supernet --resume {dir}",
-    "snn-train": "nasforge snn train --resume {dir}",
-    "snn-search": "re-run the same `nasforge snn search ... --out {dir}`",
-    "entropy": "nasforge entropy --resume --out LIST (the list next to {dir})",
-}
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em;
@@ -238,8 +231,10 @@ class RunContext:
 def _status_line(ctx: RunContext) -> str:
     info = ctx.info
     text = f"status: {info.status}"
-    if info.status == "resumable" and ctx.kind in RESUME:
-        text += " - continue it with " + RESUME[ctx.kind].format(dir=ctx.run_dir)
+    stage = find_stage(ctx.kind)
+    hint = stage.resume_command(ctx.run_dir) if stage is not None else None
+    if info.status == "resumable" and hint:
+        text += " - continue it with " + hint
     elif info.status == "failed" and (ctx.run_dir / "results.json").exists():
         text += " - its results.json is corrupt (unreadable); run the stage again"
     elif info.status == "failed":

@@ -463,3 +463,65 @@ def plot_search_history(history: Sequence[Mapping[str, Any]], path: str | Path, 
                         best: str | None = None, title: str | None = None) -> Path:
     """Spikes vs accuracy of every evaluation (by round) and the fitness curve per round."""
     return _save(search_history_figure(history, best=best, title=title), path)
+
+
+# ---------------------------------------------------------------- from run directories
+
+def _read_run_json(path: Path, what: str) -> dict:
+    """A run's JSON file; a missing or unreadable one is a user error naming the run."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NasforgeError(f"{path.parent} is not {what} (no {path.name})") from None
+    except ValueError as exc:
+        raise NasforgeError(f"cannot read {path}: {exc}") from None
+
+
+def snn_train_point(run_dir: str | Path) -> dict[str, Any]:
+    """The point of one ``snn train`` run in :func:`plot_accuracy_vs_spikes`: its label
+    (baseline name, ``AutoSNN`` for a searched network, else the run's label), test
+    accuracy, spikes, parameters, C, T and kind."""
+    r = _read_run_json(Path(run_dir) / "results.json", "an `snn train` run")
+    if r.get("stage") != "snn-train":
+        raise NasforgeError(f"{run_dir} is not an `snn train` run (stage {r.get('stage')})")
+    label = r["model"] or ("AutoSNN" if r["arch"] else r["label"])
+    return {"label": label, "acc": r["test_acc"], "spikes": r["spikes"],
+            "params_m": r["params_m"], "channels": r["channels"],
+            "timesteps": r["timesteps"], "kind": r["kind"]}
+
+
+def plot_pareto_runs(run_dirs: Sequence[str | Path], path: str | Path, *,
+                     title: str | None = None) -> Path:
+    """Accuracy vs spikes (Figs. 5.1, 5.12) of ``snn train`` run directories."""
+    return plot_accuracy_vs_spikes([snn_train_point(run) for run in run_dirs], path,
+                                   title=title)
+
+
+def plot_layer_runs(run_dirs: Sequence[str | Path], path: str | Path, *,
+                    labels: Sequence[str] = (), title: str | None = None) -> Path:
+    """Spikes per layer (Fig. 5.7) of ``snn train`` runs, from each run's ``spikes.json``;
+    series named by ``labels`` in order, the rest by the run's own label."""
+    profiles = {}
+    for i, run in enumerate(run_dirs):
+        profile = _read_run_json(Path(run) / "spikes.json", "an `snn train` run")
+        profiles[labels[i] if i < len(labels) else profile["label"]] = profile
+    return plot_layer_spikes(profiles, path, title=title)
+
+
+def plot_search_run(search_dir: str | Path, path: str | Path, *, lam: float | None = None,
+                    title: str | None = None) -> Path:
+    """The evaluations of one search (the one of fitness exponent ``lam``; default: the
+    first) of an ``snn search`` directory, by :func:`plot_search_history`."""
+    from nasforge.snn.search import lam_dir
+
+    summary = _read_run_json(Path(search_dir) / "results.json", "an `snn search` run")
+    lams = [row["lam"] for row in summary["searches"]]
+    lam = lams[0] if lam is None else lam
+    if lam not in lams:
+        raise NasforgeError(f"{search_dir} has no search with lam={lam}; it has "
+                            f"{', '.join(str(v) for v in lams)}")
+    result = _read_run_json(lam_dir(Path(search_dir), lam) / "result.json", "a search")
+    return plot_search_history(result["history"], path, best=result["best"],
+                               title=title or f"{result['method']} search, lambda={lam:+g}")

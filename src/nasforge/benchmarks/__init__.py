@@ -2,6 +2,7 @@
 
 from nasforge.benchmarks.tabular import (
     PROTOCOL,
+    PROTOCOLS,
     TabularBenchmark,
     cell_from_key,
     cell_key,
@@ -13,6 +14,7 @@ from nasforge.benchmarks.tabular import (
 
 __all__ = [
     "PROTOCOL",
+    "PROTOCOLS",
     "TabularBenchmark",
     "cell_from_key",
     "cell_key",

@@ -274,6 +274,16 @@ def read_records(path: str | Path, *, verify_crc: bool = True) -> Iterator[dict[
 
 # --------------------------------------------------------------------------- graphs
 
+def parse_matrix(text: str) -> list[list[int]]:
+    """An adjacency matrix typed as text, ``"0110;0001;0001;0000"`` (one string of 0/1 per
+    row, ``;`` between rows), as rows of ints; anything else is a user error."""
+    rows = [r.strip() for r in text.split(";") if r.strip()]
+    if not rows or any(set(r) - {"0", "1"} or len(r) != len(rows) for r in rows):
+        raise NasforgeError(f"--matrix {text!r} must be N rows of N digits 0/1 separated by "
+                            "';', e.g. 011;001;000")
+    return [[int(c) for c in r] for r in rows]
+
+
 def _as_matrix(matrix: Any) -> list[list[int]]:
     try:
         rows = [list(row) for row in matrix]

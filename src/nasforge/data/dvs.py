@@ -62,7 +62,7 @@ __all__ = [
     "split_by_number",
 ]
 
-# DESIGN §6: the thesis's SNNs run T = 8 time steps (Figures 5.4–5.7); frames must match.
+# The thesis's SNNs run T = 8 time steps (Figures 5.4–5.7; docs/snn.md); frames must match.
 DEFAULT_T = 8
 SIZE = 128
 CACHE_VERSION = 1

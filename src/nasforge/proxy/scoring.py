@@ -22,14 +22,12 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from nasforge.checkpoint import load_weights, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, Split, load_dataset
 from nasforge.data.loader import epoch_seed, normalisation
@@ -45,17 +43,13 @@ from nasforge.proxy.entropy import (
 from nasforge.proxy.models import AUX_MODELS, CifarResNet
 from nasforge.proxy.simclr import ProjectionHead, simclr_epoch
 from nasforge.runtime import (
-    CsvLog,
     LossWatch,
     autocast,
-    check_finite,
     lower_lr_hint,
-    record_epoch,
     resume_config,
-    rng_state,
-    set_rng_state,
     write_results,
 )
+from nasforge.skeleton import Epoch, EpochRun, Stage, run_stage
 
 __all__ = [
     "IndexedBatches",
@@ -67,7 +61,6 @@ __all__ = [
     "step_lr",
 ]
 
-CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 FORGETTING = "forgetting.tsv"
 FEATURES = "features.npy"
@@ -382,104 +375,113 @@ def _train(cfg: Config, model: CifarResNet, counter: ForgettingCounter, data, ru
     """All training phases with a checkpoint per epoch; returns the training seconds."""
     e = cfg.entropy
     dist = dist or Dist()
-    device = common["device"]
-    batches = IndexedBatches(data.train, e.batch_size, seed=cfg.run.seed,
-                             augment=Augment(crop_pad=e.crop_pad, flip=e.flip), **common)
-    test = _in_order(data.test, dist, **common)
-    phases = plan_phases(cfg)
-    head = ProjectionHead(model.feature_dim).to(device) if e.pretrain == "simclr" else None
-    if head is not None:
-        backbone = [p for n, p in model.named_parameters() if not n.startswith("fc.")]
-        optimizers = {"simclr": _sgd([*backbone, *head.parameters()], cfg),
-                      "linear": _sgd(model.fc.parameters(), cfg)}
-    else:
-        optimizers = {"supervised": _sgd(model.parameters(), cfg)}
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    amp = lambda: autocast(device, dtype)  # noqa: E731
+    stage = EntropyStage(cfg, model, counter, data, dtype, common, dist=dist)
+    out = run_dir.with_name(run_dir.name.removesuffix(".run"))  # the entropy list
+    return run_stage(stage, dist=dist, run_dir=run_dir,
+                     epochs=sum(p.epochs for p in stage.phases), steps=len(stage.batches),
+                     resume=resume, progress=cfg.run.progress, resume_hint=lower_lr_hint(
+                         f"nasforge entropy --out {out} --resume", "entropy.lr", e.lr))
 
-    ckpt_path = run_dir / CHECKPOINT
-    start, elapsed = 0, 0.0
-    if resume and has_checkpoint(ckpt_path):
-        state = load_checkpoint(ckpt_path)
+
+class EntropyStage(Stage):
+    """The auxiliary model's training as a :class:`~nasforge.skeleton.Stage`: the constructor
+    builds the batches, optimisers (and SimCLR's head), :meth:`epoch` runs one epoch of the
+    current phase and counts forgetting events, :meth:`finish` returns the seconds."""
+
+    kind = "entropy"
+    log_name = "train_log.csv"
+    save_rng = True
+
+    def __init__(self, cfg: Config, model: CifarResNet, counter: ForgettingCounter, data,
+                 dtype: torch.dtype | None, common: dict, *, dist: Dist) -> None:
+        e = cfg.entropy
+        self.cfg, self.model, self.counter, self.dtype, self.dist = cfg, model, counter, dtype, dist
+        device = self.device = common["device"]
+        self.batches = IndexedBatches(data.train, e.batch_size, seed=cfg.run.seed,
+                                      augment=Augment(crop_pad=e.crop_pad, flip=e.flip),
+                                      **common)
+        self.test = _in_order(data.test, dist, **common)
+        self.phases = plan_phases(cfg)
+        head = self.head = (ProjectionHead(model.feature_dim).to(device)
+                            if e.pretrain == "simclr" else None)
+        if head is not None:
+            backbone = [p for n, p in model.named_parameters() if not n.startswith("fc.")]
+            self.optimizers = {"simclr": _sgd([*backbone, *head.parameters()], cfg),
+                               "linear": _sgd(model.fc.parameters(), cfg)}
+        else:
+            self.optimizers = {"supervised": _sgd(model.parameters(), cfg)}
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        self.desc = f"entropy {e.model}"
+
+    def amp(self):
+        return autocast(self.device, self.dtype)
+
+    def restore(self, state: dict, path: Path) -> None:
+        e = self.cfg.entropy
         if state.get("kind") != "entropy" or state.get("model_name") != e.model or \
                 state.get("pretrain") != e.pretrain:
-            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this {e.model} "
+            raise NasforgeError(f"{path} is not a checkpoint of this {e.model} "
                                 f"({e.pretrain}) entropy run")
-        load_weights(model, state["model"], ckpt_path, "entropy.model")
-        if head is not None:
-            head.load_state_dict(state["head"])
-        for name, opt in optimizers.items():
+        load_weights(self.model, state["model"], path, "entropy.model")
+        if self.head is not None:
+            self.head.load_state_dict(state["head"])
+        for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
-        counter.load_state_dict(state["forgetting"])
+        self.counter.load_state_dict(state["forgetting"])
         if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], device)
-        start, elapsed = state["epoch"] + 1, state["elapsed"]
+            self.scaler.load_state_dict(state["scaler"])
 
-    def replicas() -> dict:  # what must be identical on every data-parallel rank
-        return {"model": model.state_dict(), "forgetting": counter.state_dict(),
-                "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
+    def replicas(self, start: int) -> dict:  # what must be identical on every rank
+        return {"model": self.model.state_dict(), "forgetting": self.counter.state_dict(),
+                "optimizers": {key: o.state_dict() for key, o in self.optimizers.items()},
                 "rng": torch.get_rng_state(), "start": start}
 
-    dist.check_replicas("entropy", replicas(), "the start")
-    log = None
-    if dist.is_main:
-        log = CsvLog(run_dir / "train_log.csv", resume_after=start - 1 if resume else None,
-                     tensorboard=True)
-
-    total = sum(p.epochs for p in phases)
-    bar = tqdm(total=sum(max(0, min(p.epochs, p.start + p.epochs - start)) for p in phases)
-               * len(batches), desc=f"entropy {e.model}",
-               disable=not cfg.run.progress or not dist.is_main, unit="step")
-    for epoch in range(start, total):
-        phase = next(p for p in phases if p.start <= epoch < p.start + p.epochs)
+    def epoch(self, epoch: int, run: EpochRun) -> Epoch:
+        cfg, e, model, dist, batches = self.cfg, self.cfg.entropy, self.model, self.dist, \
+            self.batches
+        phase = next(p for p in self.phases if p.start <= epoch < p.start + p.epochs)
         k = epoch - phase.start
-        t0 = time.perf_counter()
         lr = phase_lr(cfg, phase, k)
-        optimizer = optimizers[phase.name]
+        optimizer = self.optimizers[phase.name]
         for group in optimizer.param_groups:
             group["lr"] = lr
-        watch = LossWatch(device)  # classifier phases only: SimCLR reports no step
+        watch = LossWatch(self.device)  # classifier phases only: SimCLR reports no step
         if phase.name == "simclr":
             model.train()
-            head.train()
+            self.head.train()
             loss_sum, n = simclr_epoch(
-                model.features, head, optimizer,
+                model.features, self.head, optimizer,
                 ((x, g) for _, x, _, g in batches.raw(epoch)), flip=e.flip,
-                temperature=e.simclr_temperature, normalise=batches.normalise, autocast=amp,
-                scaler=scaler, on_step=lambda: bar.update(1))
+                temperature=e.simclr_temperature, normalise=batches.normalise,
+                autocast=self.amp, scaler=self.scaler, on_step=run.tick)
             train_acc = test_acc = ""
         else:
             loss_sum, correct, n = _classifier_epoch(
-                model, optimizer, batches.epoch(epoch), counter,
-                frozen=phase.name == "linear", amp=amp, scaler=scaler,
-                on_step=lambda: bar.update(1), dist=dist, watch=watch)
+                model, optimizer, batches.epoch(epoch), self.counter,
+                frozen=phase.name == "linear", amp=self.amp, scaler=self.scaler,
+                on_step=run.tick, dist=dist, watch=watch)
             loss_sum, correct = dist.sum_([loss_sum, correct.double()])
             (n,) = (int(v) for v in dist.sum_counts(n))
             dist.average_buffers(model)  # BN running statistics
             train_acc = 100.0 * float(correct) / n
-            test_acc = _accuracy(model, test, dtype, dist)
-        out = run_dir.with_name(run_dir.name.removesuffix(".run"))  # the entropy list
-        check_finite(loss_sum, epoch=epoch, run=run_dir, checkpoint=ckpt_path,
-                     watch=None if phase.name == "simclr" else watch, module=model,
-                     resume=lower_lr_hint(f"nasforge entropy --out {out} --resume",
-                                          "entropy.lr", e.lr))  # nothing of it is saved
-        elapsed += time.perf_counter() - t0
+            test_acc = _accuracy(model, self.test, self.dtype, dist)
+        run.check(loss_sum, watch=None if phase.name == "simclr" else watch,
+                  module=model)  # nothing of it is saved
         loss = float(loss_sum) / n
-        bar.set_postfix(phase=phase.name, epoch=k, loss=f"{loss:.3f}")
-        dist.check_replicas("entropy", replicas(), f"epoch {epoch}")
-        row = {"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr, "loss": loss,
-               "train_acc": train_acc, "test_acc": test_acc, "seconds": elapsed}
-        state = {"kind": "entropy", "model_name": e.model, "pretrain": e.pretrain,
-                 "epoch": epoch, "model": model.state_dict(),
-                 "head": None if head is None else head.state_dict(),
-                 "optimizers": {key: o.state_dict() for key, o in optimizers.items()},
-                 "forgetting": counter.state_dict(), "rng": rng_state(device),
-                 "scaler": scaler.state_dict(), "elapsed": elapsed}
-        dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
-    bar.close()
-    model.eval()
-    return elapsed
+        return Epoch(row={"epoch": epoch, "phase": phase.name, "phase_epoch": k, "lr": lr,
+                          "loss": loss, "train_acc": train_acc, "test_acc": test_acc},
+                     postfix=dict(phase=phase.name, epoch=k, loss=f"{loss:.3f}"))
+
+    def checkpoint(self, epoch: int) -> dict:
+        e = self.cfg.entropy
+        return {"model_name": e.model, "pretrain": e.pretrain, "model": self.model.state_dict(),
+                "head": None if self.head is None else self.head.state_dict(),
+                "optimizers": {key: o.state_dict() for key, o in self.optimizers.items()},
+                "forgetting": self.counter.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def finish(self, elapsed: float) -> float:
+        self.model.eval()
+        return elapsed
 
 
 def resume_entropy(out: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:

@@ -23,8 +23,8 @@ from nasforge.data import load_dataset, write_index_file
 from nasforge.errors import NasforgeError
 from nasforge.rerun import other_settings_error, setting_differences
 
-FIELDS = ("algo", "method", "size", "k", "seed", "test_acc", "val_acc", "rank", "params",
-          "search_seconds", "examples_seen", "genotype")
+FIELDS = ("algo", "method", "size", "k", "seed", "test_acc", "val_acc", "rank", "percentile",
+          "params", "search_seconds", "examples_seen", "genotype")
 PLAN_KEYS = ("study.algos", "study.methods", "study.sizes", "study.seeds")
 """Which rows a study makes; a re-run may change them (finished rows are kept)."""
 ENTROPY_KEYS = ("data", "entropy", "run.seed", "proxy.entropy")
@@ -172,7 +172,8 @@ def run_proxy_study(cfg: Config, out: str | Path, *, progress: bool = True,
         rows.append({
             "algo": algo, "method": method, "size": size, "k": k, "seed": seed,
             "test_acc": scored["test_acc_mean"], "val_acc": scored["val_acc_mean"],
-            "rank": scored["rank"], "params": scored["params"],
+            "rank": scored["rank"], "percentile": scored["percentile"],
+            "params": scored["params"],
             "search_seconds": result["cost"]["seconds"],
             "examples_seen": result["cost"]["examples_seen"], "genotype": scored["key"],
         })
@@ -193,8 +194,24 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its Student-t confidence interval (0 for a single value).
+
+    With 2 seeds the interval is wide (t = 12.7): that is what 2 seeds can say.
+    """
+    from scipy.stats import t
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    return mean, float(t.ppf(0.5 + level / 2, n - 1)) * sd / n ** 0.5
+
+
 def summarise(rows: list[dict]) -> dict:
-    """Mean tabulated test accuracy and mean search time per (algo, method, size)."""
+    """Mean tabulated test accuracy, table percentile (95% CI over seeds) and mean search
+    time per (algo, method, size)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["algo"], r["method"], float(r["size"])), []).append(r)
@@ -204,9 +221,20 @@ def summarise(rows: list[dict]) -> dict:
         table.append({"algo": algo, "method": method, "size": size, "k": int(rs[0]["k"]),
                       "runs": len(rs), "test_acc_mean": float(acc.mean()),
                       "test_acc_std": float(acc.std()) if len(rs) > 1 else 0.0,
+                      **_percentile_summary(rs),
                       "search_seconds_mean": sum(float(r["search_seconds"]) for r in rs)
                       / len(rs)})
     return {"table": table}
+
+
+def _percentile_summary(rows: list[dict]) -> dict:
+    """``percentile_mean`` and ``percentile_ci`` (95% half-width) of rows that carry one
+    (results written before the column existed carry none)."""
+    values = [float(r["percentile"]) for r in rows if r.get("percentile") not in (None, "")]
+    if not values:
+        return {}
+    mean, half = mean_ci(values)
+    return {"percentile_mean": mean, "percentile_ci": half}
 
 
 def markdown_table(summary: dict) -> str:

@@ -1,6 +1,6 @@
 """ENAS (Pham et al., 2018), micro search, adapted to the DARTS cell space.
 
-The original (ALGORITHMS.md §11) samples 5-node cells in its own 5-op space; here an LSTM
+The original (docs/zoo.md, ENAS) samples 5-node cells in its own 5-op space; here an LSTM
 controller samples DARTS cells of the search network (``search.nodes`` intermediate nodes,
 the space's ops without ``none``) and the one-shot model is the DARTS super-network run
 sparsely: a sampled architecture is a 0/1 weight tensor [E, K] per cell type, and with

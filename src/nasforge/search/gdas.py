@@ -1,7 +1,7 @@
 """GDAS (Dong & Yang, 2019): one Gumbel-softmax sample per edge, only the sampled op runs.
 
 Per cell type α ∈ R^{E×K}. Every forward pass draws, for each edge (shared by all cells of
-that type and by the whole batch; ALGORITHMS.md §2),
+that type and by the whole batch; docs/zoo.md, GDAS),
 
     g = −log(Exp(1)),  p = softmax((log_softmax(α) + g) / τ),  idx = argmax p,
 

@@ -5,6 +5,10 @@ batch of the weight half (DARTS order). Per epoch: evaluate the super-network on
 architecture half, derive the current genotype, append the strengths, write a checkpoint.
 Batches depend only on (seed, epoch), so a resumed run replays exactly what an uninterrupted
 run would have seen.
+
+:func:`run_search` is a :class:`~nasforge.skeleton.Stage` (:class:`SearchStage`): its constructor
+prepares, :meth:`SearchStage.epoch` runs one epoch, :meth:`SearchStage.finish` writes the
+results; resume, logs, NaN guard and checkpoints are :func:`nasforge.skeleton.run_stage`'s.
 """
 
 from __future__ import annotations
@@ -13,15 +17,12 @@ import functools
 import itertools
 import json
 import math
-import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from nasforge.benchmarks.nasbench101 import NasBench101Table
 from nasforge.checkpoint import (
@@ -46,30 +47,24 @@ from nasforge.derive import derive, rule_options
 from nasforge.distributed import Dist, StepSync, setup, start_run
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
-    CsvLog,
     LossWatch,
     autocast,
-    check_finite,
     compile_module,
     load_run_config,
     lower_lr_hint,
     read_csv,
-    record_epoch,
     resume_config,
-    rng_state,
     seed_everything,
-    set_rng_state,
     write_results,
 )
 from nasforge.search.base import STRATEGIES, EpochEnd, StepContext
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
+from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.spaces.darts.genotype import format_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
 from nasforge.spaces.darts.spaces import SPACES
 from nasforge.spaces.nb101.network import OneShotNetwork
 from nasforge.spaces.nb101.space import ONESHOT_SPACES, OneShotSpace
-
-CHECKPOINT = "checkpoint.pt"
 
 
 def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
@@ -159,6 +154,7 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     s = cfg.search
     # Checked before any work: a missing search.k must not surface after the whole search.
     oneshot = check_space(s.space)
+    derive_options: dict = {}
     if oneshot is None:
         derive_options = rule_options(s, primitives=SPACES.get(s.space).primitives,
                                       nodes=s.nodes)
@@ -169,120 +165,143 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
     standalone = getattr(strategy_cls, "run_standalone", None)
     if standalone is not None:  # no super-network: random search (search/random_search.py)
         return standalone(cfg, out, resume=resume, force=force)
-    strategy_cls.validate(s)  # e.g. search.order=second for a first-order-only algorithm
-    nb101 = NasBench101Table.load(s.nb101_table) if oneshot and s.nb101_table else None
-    # So are the data set, the proxy index file and a proxy request: a bad one must leave
-    # no run directory behind.
-    data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-    if cfg.data.proxy:
-        training_indices(cfg, len(data.train))
-    elif not resume and cfg.proxy.method:
-        from nasforge.proxy.build import check_proxy_request
+    stage = SearchStage(cfg, out, strategy_cls, oneshot, derive_options, resume=resume,
+                        force=force)
+    s = stage.s
+    return run_stage(stage, dist=stage.dist, run_dir=out, epochs=s.epochs, steps=stage.steps,
+                     resume=resume, progress=cfg.run.progress, resume_hint=lower_lr_hint(
+                         f"nasforge search --resume {out}", "search.w_lr", s.w_lr))
 
-        check_proxy_request(cfg, len(data.train))
-    # data-parallel under torchrun: docs/distributed.md
-    dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
-    device = dist.device
 
-    if cfg.proxy.method and not cfg.data.proxy:  # also on resume: killed in this stage
-        from nasforge.config import save_config
-        from nasforge.proxy.build import build_proxy
+class SearchStage(Stage):
+    """A super-network search as a :class:`~nasforge.skeleton.Stage`: the constructor prepares
+    (data, halves, super-network, strategy, optimisers), :meth:`epoch` runs one epoch of
+    architecture and weight steps, :meth:`finish` writes the final strengths and results."""
 
-        proxy_path, proxy_record = build_proxy(cfg, data, out, resume=resume)
-        cfg.data.proxy = str(proxy_path.resolve())
-        dist.main_only(lambda: (atomic_write_json(out / "proxy.json", proxy_record),
-                                save_config(cfg, out / "config.yaml")))
-        kill_point("proxy-built")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
-        # the search starts from the same random state whether the proxy stage ran in this
-        # process or in an earlier, killed one
-        seed_everything(cfg.run.seed, cfg.run.deterministic)
-    indices = training_indices(cfg, len(data.train))
-    if len(indices) < 2:
-        raise NasforgeError(f"the search needs at least 2 training examples; got {len(indices)}")
-    w_idx, a_idx = split_weight_arch(indices, cfg.run.seed)
-    augment = Augment(crop_pad=s.crop_pad, flip=s.flip)
-    common = dict(mean=data.mean, std=data.std, device=device, augment=augment,
-                  channels_last=cfg.run.channels_last and device.type == "cuda")
-    w_batches = make_batches(data.train, s.batch_size, indices=w_idx, seed=cfg.run.seed, **common)
-    a_batches = make_batches(data.train, s.batch_size, indices=a_idx, seed=cfg.run.seed + 1,
-                        **common)
-    a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx, shuffle=False,
-                     **{**common, "augment": None})
+    kind = "search"
+    log_name = "search_log.csv"
+    save_rng = True
 
-    @functools.cache
-    def score_batches():  # ENAS's candidate scoring (1shot1): built only when asked for
-        return make_batches(data.train, s.batch_size, indices=a_idx, shuffle=False,
-                            **{**common, "augment": None})
+    def __init__(self, cfg: Config, out: Path, strategy_cls: type,
+                 oneshot: OneShotSpace | None, derive_options: dict, *, resume: bool,
+                 force: bool) -> None:
+        s = cfg.search
+        self.out, self.oneshot, self.derive_options = out, oneshot, derive_options
+        strategy_cls.validate(s)  # e.g. search.order=second for a first-order-only algorithm
+        self.nb101 = NasBench101Table.load(s.nb101_table) if oneshot and s.nb101_table else None
+        # So are the data set, the proxy index file and a proxy request: a bad one must leave
+        # no run directory behind.
+        data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
+        if cfg.data.proxy:
+            training_indices(cfg, len(data.train))
+        elif not resume and cfg.proxy.method:
+            from nasforge.proxy.build import check_proxy_request
 
-    s, network, strategy, w_opt, a_opt = build_search(
-        s, strategy_cls, num_classes=data.num_classes, in_channels=data.channels,
-        image_size=data.size, device=device, channels_last=common["channels_last"],
-        compile=cfg.run.compile, oneshot=oneshot)
-    cfg.search = s
-    a_sync = StepSync(dist, a_opt)  # averages the architecture gradients across ranks
+            check_proxy_request(cfg, len(data.train))
+        # data-parallel under torchrun: docs/distributed.md
+        dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
+        self.dist, self.dtype = dist, dtype
+        device = self.device = dist.device
 
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    start_epoch, elapsed, seen = 0, 0.0, 0
-    ckpt_path = out / CHECKPOINT
-    if resume and has_checkpoint(ckpt_path):
-        state = load_checkpoint(ckpt_path)
+        if cfg.proxy.method and not cfg.data.proxy:  # also on resume: killed in this stage
+            from nasforge.config import save_config
+            from nasforge.proxy.build import build_proxy
+
+            proxy_path, proxy_record = build_proxy(cfg, data, out, resume=resume)
+            cfg.data.proxy = str(proxy_path.resolve())
+            dist.main_only(lambda: (atomic_write_json(out / "proxy.json", proxy_record),
+                                    save_config(cfg, out / "config.yaml")))
+            kill_point("proxy-built")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
+            # the search starts from the same random state whether the proxy stage ran in
+            # this process or in an earlier, killed one
+            seed_everything(cfg.run.seed, cfg.run.deterministic)
+        indices = training_indices(cfg, len(data.train))
+        if len(indices) < 2:
+            raise NasforgeError(f"the search needs at least 2 training examples; got "
+                                f"{len(indices)}")
+        self.train_examples = len(indices)
+        w_idx, a_idx = split_weight_arch(indices, cfg.run.seed)
+        augment = Augment(crop_pad=s.crop_pad, flip=s.flip)
+        common = dict(mean=data.mean, std=data.std, device=device, augment=augment,
+                      channels_last=cfg.run.channels_last and device.type == "cuda")
+        self.w_batches = make_batches(data.train, s.batch_size, indices=w_idx,
+                                      seed=cfg.run.seed, **common)
+        self.a_batches = make_batches(data.train, s.batch_size, indices=a_idx,
+                                      seed=cfg.run.seed + 1, **common)
+        self.a_eval = make_batches(data.train, max(s.batch_size, 256), indices=a_idx,
+                                   shuffle=False, **{**common, "augment": None})
+
+        @functools.cache
+        def score_batches():  # ENAS's candidate scoring (1shot1): built only when asked for
+            return make_batches(data.train, s.batch_size, indices=a_idx, shuffle=False,
+                                **{**common, "augment": None})
+
+        self.score_batches = score_batches
+        s, self.network, self.strategy, self.w_opt, self.a_opt = build_search(
+            s, strategy_cls, num_classes=data.num_classes, in_channels=data.channels,
+            image_size=data.size, device=device, channels_last=common["channels_last"],
+            compile=cfg.run.compile, oneshot=oneshot)
+        cfg.search = self.s = s
+        self.a_sync = StepSync(dist, self.a_opt)  # averages the arch gradients across ranks
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        self.seen = 0
+        self.history = out / "strengths.jsonl"
+        self.steps = min(dist.steps(self.w_batches), dist.steps(self.a_batches))
+        self.desc = f"search {s.algo}"
+
+    def restore(self, state: dict, path: Path) -> None:
+        s = self.s
         if state.get("kind") != "search" or state.get("algo") != s.algo:
-            raise NasforgeError(f"{ckpt_path} is not a checkpoint of a '{s.algo}' search")
-        load_weights(network, state["network"], ckpt_path,
+            raise NasforgeError(f"{path} is not a checkpoint of a '{s.algo}' search")
+        load_weights(self.network, state["network"], path,
                      "search.channels, search.layers, search.nodes and search.space")
-        strategy.load_state_dict(state["strategy"])
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
+        self.strategy.load_state_dict(state["strategy"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
         if "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], device)
-        start_epoch, elapsed, seen = state["epoch"] + 1, state["elapsed"], state["seen"]
+            self.scaler.load_state_dict(state["scaler"])
+        self.seen = state["seen"]
 
-    def replicas() -> dict:  # what must be identical on every data-parallel rank
-        return {"network": network.state_dict(), "strategy": strategy.state_dict(),
-                "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                "rng": torch.get_rng_state(), "start_epoch": start_epoch}
+    def replicas(self, start: int) -> dict:  # what must be identical on every rank
+        return {"network": self.network.state_dict(), "strategy": self.strategy.state_dict(),
+                "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),
+                "rng": torch.get_rng_state(), "start_epoch": start}
 
-    dist.check_replicas("search", replicas(), "the start")
-    history = out / "strengths.jsonl"
-    log = None
-    if dist.is_main:
-        log = CsvLog(out / "search_log.csv", resume_after=start_epoch - 1 if resume else None,
-                     tensorboard=True)
+    def open_files(self, start: int, resume: bool) -> None:
         if resume:
-            _truncate_history(history, start_epoch)
-        elif history.exists():
-            history.unlink()
+            _truncate_history(self.history, start)
+        elif self.history.exists():
+            self.history.unlink()
 
-    steps = min(dist.steps(w_batches), dist.steps(a_batches))
-    ctx_autocast = lambda: autocast(device, dtype)  # noqa: E731
-    bar = tqdm(total=(s.epochs - start_epoch) * steps, desc=f"search {s.algo}",
-               disable=not cfg.run.progress or not dist.is_main, unit="step")
-    genotype_text = ""
-    for epoch in range(start_epoch, s.epochs):
-        t0 = time.perf_counter()
+    def autocast(self):
+        return autocast(self.device, self.dtype)
+
+    def epoch(self, epoch: int, run: EpochRun) -> Epoch:
+        s, dist, device, network, strategy = (self.s, self.dist, self.device, self.network,
+                                              self.strategy)
+        w_opt, a_opt, scaler = self.w_opt, self.a_opt, self.scaler
         lr = cosine_lr(epoch, s.epochs, s.w_lr, s.w_lr_min)
         for group in w_opt.param_groups:
             group["lr"] = lr
         strategy.start_epoch(epoch, s.epochs)
-        ctx = StepContext(w_optimizer=w_opt, w_lr=lr, autocast=ctx_autocast)
+        ctx = StepContext(w_optimizer=w_opt, w_lr=lr, autocast=self.autocast)
         network.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         n = 0
         n_a = 0
         watch = LossWatch(device)
-        for batch_w, batch_a in zip(dist.shard_epoch(w_batches, epoch),
-                                    dist.shard_epoch(a_batches, epoch), strict=False):
+        for batch_w, batch_a in zip(dist.shard_epoch(self.w_batches, epoch),
+                                    dist.shard_epoch(self.a_batches, epoch), strict=False):
             if s.resolution is not None:
                 batch_w, batch_a = resize(batch_w, s.resolution), resize(batch_a, s.resolution)
             if epoch >= s.warmup_epochs:
-                a_sync.weight = len(batch_a[1])
+                self.a_sync.weight = len(batch_a[1])
                 strategy.arch_step(network, batch_w, batch_a, a_opt, ctx)
             x, y = batch_w
             weights = strategy.weight_step_weights(network, batch_w, ctx)
             w_opt.zero_grad(set_to_none=True)
-            with ctx_autocast():
+            with self.autocast():
                 logits = network(x, weights)
                 loss = F.cross_entropy(logits.float(), y)
             watch.update(loss)
@@ -297,53 +316,53 @@ def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
             correct += (logits.argmax(1) == y).sum()
             n += len(y)
             n_a += len(batch_a[1])
-            bar.update(1)
+            run.tick()
         loss_sum, correct = dist.sum_([loss_sum, correct.double()])
         n, n_a = (int(v) for v in dist.sum_counts(n, n_a))
-        seen += n + n_a
-        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
-            f"nasforge search --resume {out}", "search.w_lr", s.w_lr))
-        check_finite(loss_sum, watch=watch, module=network,  # nothing of this epoch is saved
-                     **nan_guard)
+        self.seen += n + n_a
+        run.check(loss_sum, watch=watch, module=network)  # nothing of this epoch is saved
         dist.average_buffers(network)  # BN running statistics
+        a_eval, dtype = self.a_eval, self.dtype
         strategy.end_epoch(EpochEnd(
             epoch=epoch, network=network, optimizer=a_opt, ctx=ctx,
-            arch_batches=_passes(dist, a_batches, epoch, s.epochs),
-            score_batches=lambda: _passes(dist, score_batches(), 0, 1, train=False),
+            arch_batches=_passes(dist, self.a_batches, epoch, s.epochs),
+            score_batches=lambda: _passes(dist, self.score_batches(), 0, 1, train=False),
             evaluate=lambda w: evaluate(lambda inp: network(inp, w), a_eval, dtype, dist)[1]))
         network.eval()
         val_loss, val_acc = evaluate(
             lambda x: network(x if s.resolution is None else resize((x,), s.resolution)[0],
                               strategy.eval_weights()), a_eval, dtype, dist)
-        check_finite(val_loss, what="validation loss", **nan_guard)
+        run.check(val_loss, what="validation loss")
         strengths = masked(strategy.strengths(), network.op_mask)
         bench_metrics: dict[str, float] = {}
-        if oneshot is not None:
-            genotype_text, bench_metrics = describe_oneshot(oneshot, strengths, nb101)
+        if self.oneshot is not None:
+            genotype_text, bench_metrics = describe_oneshot(self.oneshot, strengths,
+                                                            self.nb101)
         else:
             try:
                 genotype_text = format_genotype(derive(
                     s.rule, strengths, primitives=network.primitives, nodes=s.nodes,
-                    **derive_options))
+                    **self.derive_options))
             except NasforgeError as err:  # e.g. top-k leaves a cell empty: keep strengths
                 genotype_text = f"# no genotype: {err}"
-        elapsed += time.perf_counter() - t0
         train_loss, train_acc = float(loss_sum) / n, 100.0 * float(correct) / n
-        bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}")
-        dist.check_replicas("search", replicas(), f"epoch {epoch}")
-        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-               "val_loss": val_loss, "val_acc": val_acc, **bench_metrics, "seconds": elapsed}
         line = json.dumps({"epoch": epoch, "genotype": genotype_text,
                            **{k: v.tolist() for k, v in strengths.items()}}) + "\n"
-        state = {"kind": "search", "algo": s.algo, "epoch": epoch,
-                 "network": network.state_dict(), "strategy": strategy.state_dict(),
-                 "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                 "rng": rng_state(device), "scaler": scaler.state_dict(), "elapsed": elapsed,
-                 "seen": seen, "primitives": list(network.primitives),
-                 "train_examples": len(indices)}
-        dist.main_only(partial(record_epoch, log, row, state, ckpt_path, (history, line)))
-    bar.close()
-    return dist.main_only(lambda: finish_search(out))
+        return Epoch(
+            row={"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                 "val_loss": val_loss, "val_acc": val_acc, **bench_metrics},
+            postfix=dict(epoch=epoch, loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1f}"),
+            append=(self.history, line))
+
+    def checkpoint(self, epoch: int) -> dict:
+        return {"algo": self.s.algo, "network": self.network.state_dict(),
+                "strategy": self.strategy.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "a_opt": self.a_opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "seen": self.seen, "primitives": list(self.network.primitives),
+                "train_examples": self.train_examples}
+
+    def finish(self, elapsed: float) -> dict:
+        return self.dist.main_only(lambda: finish_search(self.out))
 
 
 def _passes(dist: Dist, batches, epoch: int, epochs: int, *, train: bool = True):

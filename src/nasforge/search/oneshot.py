@@ -1,6 +1,6 @@
 """Architecture parameters of the NAS-Bench-1shot1 spaces, shared by DARTS, GDAS and ENAS.
 
-A one-shot cell has three kinds of choices (ALGORITHMS.md §12): the op of every block
+A one-shot cell has three kinds of choices (docs/zoo.md §NAS-Bench-1shot1): the op of every block
 (α_mixed, [B, 3]), the parents of every vertex whose parents are searched (α_in, one row of
 v entries for vertex v) and the output's parents (α_out, [1, B+1]). Strategies for these
 spaces register in :data:`ONESHOT_STRATEGIES` under the same names as their DARTS-space

@@ -1,5 +1,5 @@
 """PR-DARTS (Zhou et al., 2020): stochastic hard-concrete gates, k active ops per edge, and a
-regulariser on the activation probabilities of op groups and of a conv path (ALGORITHMS.md §9).
+regulariser on the activation probabilities of op groups and of a conv path (docs/zoo.md, PR-DARTS).
 
 Per cell type α ∈ R^{E×K}. Each forward pass draws, per op of every edge (shared by all cells
 of a type and the whole batch),

@@ -2,7 +2,7 @@
 
 Weight decay 0.0243 on the network weights during the search (it also enters the
 second-order unrolled step); everything else is DARTS. RobustDARTS's own base is
-second-order DARTS (``configs/robustdarts-l2-cifar10.yaml``).
+second-order DARTS (``configs/algos/robustdarts-l2-cifar10.yaml``).
 """
 
 from __future__ import annotations

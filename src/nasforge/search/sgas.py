@@ -2,7 +2,7 @@
 
 The architecture is trained as in first-order DARTS (softmax over α ∈ R^{E×K} per cell type).
 After each epoch e ≥ ``decision_start`` with (e − ``decision_start``) mod ``decision_every``
-= 0, every cell type fixes one still undecided edge (ALGORITHMS.md §5):
+= 0, every cell type fixes one still undecided edge (docs/zoo.md, SGAS):
 
 - P = softmax(α_edge), edge importance EI = Σ_{o≠none} P_o, p̃ = P_{o≠none} / EI,
 - selection certainty SC = 1 − H(p̃) / log(#non-none ops),

@@ -20,7 +20,7 @@ from nasforge.config import Config
 from nasforge.errors import NasforgeError
 
 COLUMNS = ("algo", "data", "runs", "test_acc_mean", "test_acc_std", "rank_mean",
-           "search_seconds_mean")
+           "percentile_mean", "percentile_ci", "search_seconds_mean")
 
 
 def run_algorithm_study(cfg: Config, out: str | Path, *, progress: bool = True,
@@ -56,7 +56,10 @@ def _label(row: dict) -> str:
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean ± std tabulated test accuracy, mean rank and search time per (algo, data)."""
+    """Mean ± std tabulated test accuracy, mean rank, the found cell's percentile among all
+    cells of the table (mean and 95% CI over seeds) and search time per (algo, data)."""
+    from nasforge.proxy.study import _percentile_summary
+
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["algo"], _label(r)), []).append(r)
@@ -67,6 +70,8 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "test_acc_mean": statistics.fmean(acc),
                     "test_acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
                     "rank_mean": statistics.fmean(float(r["rank"]) for r in rs),
+                    **{"percentile_mean": None, "percentile_ci": None,
+                       **_percentile_summary(rs)},
                     "search_seconds_mean": statistics.fmean(
                         float(r["search_seconds"]) for r in rs)})
     return out
@@ -75,8 +80,8 @@ def summarise(rows: list[dict]) -> list[dict]:
 def markdown(summary: list[dict]) -> str:
     """One row per algorithm, one column per data setting (mean ± std test accuracy)."""
     datas = list(dict.fromkeys(r["data"] for r in summary))
-    lines = ["| algorithm | " + " | ".join(datas) + " | search s (full) |",
-             "|---|" + "---|" * (len(datas) + 1)]
+    lines = ["| algorithm | " + " | ".join(datas) + " | percentile (full) | search s (full) |",
+             "|---|" + "---|" * (len(datas) + 2)]
     for algo in dict.fromkeys(r["algo"] for r in summary):
         cells = []
         for d in datas:
@@ -85,7 +90,10 @@ def markdown(summary: list[dict]) -> str:
                          if hit else "–")
         full = [r for r in summary if r["algo"] == algo and r["data"] == "full"]
         secs = f"{full[0]['search_seconds_mean']:.0f}" if full else "–"
-        lines.append(f"| {algo} | " + " | ".join(cells) + f" | {secs} |")
+        pct = "–"
+        if full and full[0].get("percentile_mean") is not None:
+            pct = f"{full[0]['percentile_mean']:.0f} ± {full[0]['percentile_ci']:.0f}"
+        lines.append(f"| {algo} | " + " | ".join(cells) + f" | {pct} | {secs} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""AutoSNN macro backbone, its variants and the weight-sharing super-network (DESIGN §6).
+"""AutoSNN macro backbone, its variants and the weight-sharing super-network (docs/snn.md).
 
 Layout (C = initial channels, CIFAR 32×32): stem conv3×3–BN–PLIF; TBD1 (C→C); maxpool;
 TBD2 (C→2C), TBD3; maxpool; TBD4 (2C→4C), TBD5; maxpool; flatten 4C×4×4; bias-free

@@ -1,4 +1,4 @@
-"""Candidate spiking blocks for the TBD positions (thesis Fig. 5.2b, 5.6; DESIGN §6).
+"""Candidate spiking blocks for the TBD positions (thesis Fig. 5.2b, 5.6; docs/snn.md §Blocks).
 
 Every block maps a multi-step tensor [T, N, C_in, H, W] to [T, N, C_out, H/s, W/s].
 Convolutions run once over the merged T·N axis; batch norm normalises each time step with

@@ -65,6 +65,21 @@ def load_snn_data(name: str, root: str | None = None, *, timesteps: int = 8,
                    ds.mean, ds.std)
 
 
+def snn_dataset_info(name: str, root: str | None = None, *,
+                     timesteps: int = 8) -> dict[str, Any]:
+    """What ``nasforge data info`` shows of any data set: for a neuromorphic one (DVS events
+    integrated to ``timesteps`` frames of 2 channels) as :func:`nasforge.data.dataset_info`
+    shows a static one."""
+    if name not in DVS_DATASETS:
+        from nasforge.data import dataset_info
+
+        return dataset_info(name, root)
+    data = load_snn_data(name, root, timesteps=timesteps)
+    return {"name": data.name, "num_classes": data.num_classes, "channels": 2,
+            "size": data.in_size, "timesteps": timesteps, "train": len(data.train),
+            "val": None, "test": len(data.test)}
+
+
 def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, validation) indices, ``fraction`` held out per class (the super-network's 8:2)."""
     if not 0.0 < fraction < 1.0:

@@ -1,6 +1,6 @@
 """AutoSNN end to end on digits: super-network → spike-aware search (two λ) → retrain → Pareto.
 
-The chapter-5 pipeline at CPU scale (``configs/autosnn-digits.yaml``): the super-network
+The chapter-5 pipeline at CPU scale (``configs/demo/autosnn-digits.yaml``): the super-network
 trains on 80% of the digits training split with its own, larger budget (uniform sampling
 over 3,125 paths needs several times the updates of one network), Algorithm 1 runs with the
 thesis's parameters for λ = 0 and λ = −0.08 on the held-out 20%, each path's BatchNorm

@@ -1,4 +1,4 @@
-"""The spiking neuron of AutoSNN: parametric LIF (thesis Eqs. 2.6–2.9, DESIGN §6).
+"""The spiking neuron of AutoSNN: parametric LIF (thesis Eqs. 2.6–2.9, docs/snn.md §Neuron).
 
 SpikingJelly's ``ParametricLIFNode`` implements the recurrence; its defaults differ from the
 thesis (sigmoid surrogate, attached reset), so every neuron in nasforge comes from
@@ -18,7 +18,7 @@ from torch import nn
 
 from nasforge.errors import NasforgeError
 
-V_THRESHOLD = 1.0  # the thesis's "V_th = 0" is a typo confirmed by the author (DESIGN §6)
+V_THRESHOLD = 1.0  # the thesis's "V_th = 0" is a typo confirmed by the author (docs/snn.md)
 V_RESET = 0.0
 INIT_TAU = 2.0
 ATAN_ALPHA = 2.0

@@ -1,4 +1,4 @@
-"""Exact spike counts per image, per layer and in total (DESIGN §6).
+"""Exact spike counts per image, per layer and in total (docs/snn.md §Spike counts).
 
 Forward hooks on every neuron layer (and, under the thesis's convention, every max-pool)
 add each output's sum to a tensor on the model's device: no host sync inside forward.

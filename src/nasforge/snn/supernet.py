@@ -1,4 +1,4 @@
-"""Training the AutoSNN super-network (thesis §5.3.1, Fig. 5.9a; DESIGN §6).
+"""Training the AutoSNN super-network (thesis §5.3.1, Fig. 5.9a; docs/snn.md).
 
 Each step draws one path uniformly (one block per TBD position), and the whole batch and
 all T time steps run through it. Paths come from a generator seeded by ``(seed, epoch)``,
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights
 from nasforge.config import Config
@@ -34,22 +31,19 @@ from nasforge.data import read_index_file, write_index_file
 from nasforge.distributed import start_run
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
-    CsvLog,
     LossWatch,
-    check_finite,
     lower_lr_hint,
     read_csv,
-    record_epoch,
     resume_config,
     write_results,
 )
+from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNSuperNet
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, holdout, load_snn_data, snn_batches, static_augment
 from nasforge.snn.neuron import neuron_kind, reset_net
 from nasforge.snn.training import adam, evaluate_rates, train_epoch
 
-CHECKPOINT = "checkpoint.pt"
 KIND = "snn-supernet"
 
 
@@ -108,99 +102,109 @@ def run_supernet(cfg: Config, out: str | Path, *, resume: bool = False,
                  force: bool = False) -> dict:
     """Train the super-network into run directory ``out``; returns its ``results.json``."""
     out = Path(out)
-    s = cfg.snn
-    # Checked before the run directory exists, so a bad input leaves nothing behind.
-    from nasforge.snn.blocks import BLOCKS
+    stage = SupernetStage(cfg, out, resume=resume, force=force)
+    return run_stage(stage, dist=stage.dist, run_dir=out, epochs=stage.epochs,
+                     steps=stage.dist.steps(stage.train_batches), resume=resume,
+                     progress=cfg.run.progress, resume_hint=lower_lr_hint(
+                         f"nasforge snn supernet --resume {out}", "snn.lr", cfg.snn.lr))
 
-    for name in s.blocks:
-        BLOCKS.get(name)
-    data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
-                         upscale=cfg.data.upscale)
-    if cfg.data.proxy:
-        read_index_file(cfg.data.proxy, len(data.train))
-    # data-parallel under torchrun: docs/distributed.md
-    dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
-    device = dist.device
-    if resume and (out / "val.txt").exists():
-        train_idx = read_index_file(out / "train.txt", len(data.train))
-        val_idx = read_index_file(out / "val.txt", len(data.train))
-    else:
-        train_idx, val_idx = dist.main_only(lambda: split_indices(cfg, data, out))
-    augment = static_augment(data, s.crop_pad, s.flip, s.supernet_cutout)
-    train_batches = snn_batches(data, data.train, s.batch_size, device=device,
-                                indices=train_idx, seed=cfg.run.seed, augment=augment)
-    val_batches = snn_batches(data, data.train, s.eval_batch_size, device=device,
-                              indices=val_idx, shuffle=False)
 
-    spec = supernet_spec(cfg, data)
-    model = build_supernet(spec).to(device)
-    optimizer = adam(model.parameters(), s.lr, s.betas)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    ckpt_path = out / CHECKPOINT
-    start, elapsed, n_avg = 0, 0.0, None
-    if resume and has_checkpoint(ckpt_path):
-        state = load_checkpoint(ckpt_path)
-        if state.get("kind") != KIND or state.get("spec") != spec:
-            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this super-network run")
-        load_weights(model, state["model"], ckpt_path, "the snn.* network settings")
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
-            group["lr"] = s.lr
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start, elapsed, n_avg = state["epoch"] + 1, state["elapsed"], state["n_avg"]
+class SupernetStage(Stage):
+    """Super-network training as a :class:`~nasforge.skeleton.Stage`: the constructor prepares
+    the split, batches and super-network, :meth:`epoch` trains on one sampled path per step
+    and validates random paths, :meth:`finish` writes the results."""
 
-    def replicas() -> dict:  # what must be identical on every data-parallel rank
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "start": start, "n_avg": n_avg}
+    kind = KIND
+    log_name = "supernet_log.csv"
+    desc = "snn supernet"
 
-    dist.check_replicas("snn-supernet", replicas(), "the start")
-    log = None
-    if dist.is_main:
-        log = CsvLog(out / "supernet_log.csv", resume_after=start - 1 if resume else None,
-                     tensorboard=True)
+    def __init__(self, cfg: Config, out: Path, *, resume: bool, force: bool) -> None:
+        s = cfg.snn
+        self.cfg, self.out = cfg, out
+        # Checked before the run directory exists, so a bad input leaves nothing behind.
+        from nasforge.snn.blocks import BLOCKS
 
-    length = model.num_tbd
-    epochs = supernet_epochs(cfg)
-    bar = tqdm(total=(epochs - start) * dist.steps(train_batches), desc="snn supernet",
-               unit="step", disable=not cfg.run.progress or not dist.is_main)
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
+        for name in s.blocks:
+            BLOCKS.get(name)
+        data = self.data = load_snn_data(cfg.data.dataset, cfg.data.root,
+                                         timesteps=s.timesteps, upscale=cfg.data.upscale)
+        if cfg.data.proxy:
+            read_index_file(cfg.data.proxy, len(data.train))
+        # data-parallel under torchrun: docs/distributed.md
+        dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
+        self.dist, self.dtype = dist, dtype
+        device = dist.device
+        if resume and (out / "val.txt").exists():
+            train_idx = read_index_file(out / "train.txt", len(data.train))
+            val_idx = read_index_file(out / "val.txt", len(data.train))
+        else:
+            train_idx, val_idx = dist.main_only(lambda: split_indices(cfg, data, out))
+        self.train_idx, self.val_idx = train_idx, val_idx
+        augment = static_augment(data, s.crop_pad, s.flip, s.supernet_cutout)
+        self.train_batches = snn_batches(data, data.train, s.batch_size, device=device,
+                                         indices=train_idx, seed=cfg.run.seed,
+                                         augment=augment)
+        self.val_batches = snn_batches(data, data.train, s.eval_batch_size, device=device,
+                                       indices=val_idx, shuffle=False)
+
+        self.spec = supernet_spec(cfg, data)
+        self.model = build_supernet(self.spec).to(device)
+        self.optimizer = adam(self.model.parameters(), s.lr, s.betas)
+        self.scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        self.n_avg: float | None = None
+        self.length = self.model.num_tbd
+        self.epochs = supernet_epochs(cfg)
+
+    def restore(self, state: dict, path: Path) -> None:
+        if state.get("kind") != KIND or state.get("spec") != self.spec:
+            raise NasforgeError(f"{path} is not a checkpoint of this super-network run")
+        load_weights(self.model, state["model"], path, "the snn.* network settings")
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
+            group["lr"] = self.cfg.snn.lr
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.n_avg = state["n_avg"]
+
+    def replicas(self, start: int) -> dict:  # what must be identical on every rank
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "start": start, "n_avg": self.n_avg}
+
+    def epoch(self, epoch: int, run: EpochRun) -> Epoch:
+        cfg, s, model, dist, length = self.cfg, self.cfg.snn, self.model, self.dist, self.length
         rng = path_sampler(s.blocks, length, cfg.run.seed, epoch)
-        paths = [sample_path(rng, s.blocks, length) for _ in range(len(train_batches))]
-        watch = LossWatch(device)
-        train = train_epoch(model, train_batches, optimizer, epoch,
+        paths = [sample_path(rng, s.blocks, length) for _ in range(len(self.train_batches))]
+        watch = LossWatch(dist.device)
+        train = train_epoch(model, self.train_batches, self.optimizer, epoch,
                             forward=lambda x, step, paths=paths: model(x, paths[step]),
-                            loss_kind=s.loss, dtype=dtype, scaler=scaler,
+                            loss_kind=s.loss, dtype=self.dtype, scaler=self.scaler,
                             count=None if s.neuron == "relu" else s.convention,
-                            timesteps=spec["timesteps"],
-                            on_step=bar.update, dist=dist, watch=watch)
-        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
-            f"nasforge snn supernet --resume {out}", "snn.lr", s.lr))
-        check_finite(train.loss, watch=watch, module=model,  # nothing of this epoch is saved
-                     **nan_guard)
+                            timesteps=self.spec["timesteps"],
+                            on_step=run.tick, dist=dist, watch=watch)
+        run.check(train.loss, watch=watch, module=model)  # nothing of this epoch is saved
         # Validation: one uniformly drawn path per batch, i.e. a random architecture's accuracy.
         vrng = path_sampler(s.blocks, length, cfg.run.seed + 1, epoch)
-        vpaths = [sample_path(vrng, s.blocks, length) for _ in range(len(val_batches))]
+        vpaths = [sample_path(vrng, s.blocks, length) for _ in range(len(self.val_batches))]
         dist.average_buffers(model)  # BN running statistics
-        val = evaluate_rates(model, val_batches, loss_kind=s.loss, dtype=dtype,
+        val = evaluate_rates(model, self.val_batches, loss_kind=s.loss, dtype=self.dtype,
                              forward=lambda x, step, vpaths=vpaths: model(x, vpaths[step]),
                              dist=dist)
-        check_finite(val.loss, what="validation loss", **nan_guard)
-        elapsed += time.perf_counter() - t0
-        n_avg = train.spikes
-        bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
-        dist.check_replicas("snn-supernet", replicas(), f"epoch {epoch}")
-        row = {"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
-               "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes,
-               "seconds": elapsed}
-        state = {"kind": KIND, "spec": spec, "epoch": epoch, "epochs": epochs,
-                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "n_avg": n_avg, "convention": s.convention, "elapsed": elapsed,
-                 "scaler": None if scaler is None else scaler.state_dict()}
-        dist.main_only(partial(record_epoch, log, row, state, ckpt_path))
-    bar.close()
-    return dist.main_only(lambda: _finish(out, data, spec, epochs, train_idx, val_idx, model))
+        run.check(val.loss, what="validation loss")
+        self.n_avg = train.spikes
+        return Epoch(row={"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
+                          "val_loss": val.loss, "val_acc": val.acc, "spikes": train.spikes},
+                     postfix=dict(epoch=epoch, loss=f"{train.loss:.4f}",
+                                  val_acc=f"{val.acc:.1f}"))
+
+    def checkpoint(self, epoch: int) -> dict:
+        return {"spec": self.spec, "epochs": self.epochs, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "n_avg": self.n_avg,
+                "convention": self.cfg.snn.convention,
+                "scaler": None if self.scaler is None else self.scaler.state_dict()}
+
+    def finish(self, elapsed: float) -> dict:
+        return self.dist.main_only(lambda: _finish(self.out, self.data, self.spec, self.epochs,
+                                                   self.train_idx, self.val_idx, self.model))
 
 
 def _finish(out: Path, data: SNNData, spec: dict[str, Any], epochs: int,

@@ -9,28 +9,24 @@ per image (both conventions), parameters, and a per-layer spike profile for the 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from nasforge.checkpoint import (
     atomic_write_json,
-    has_checkpoint,
     load_checkpoint,
     load_weights,
     save_checkpoint,
 )
 from nasforge.config import Config
+from nasforge.distributed import Dist
 from nasforge.errors import NasforgeError
 from nasforge.runtime import (
-    CsvLog,
     LossWatch,
     amp_dtype,
-    check_finite,
     lower_lr_hint,
     pick_device,
     prepare_run_dir,
@@ -38,13 +34,13 @@ from nasforge.runtime import (
     seed_everything,
     write_results,
 )
+from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNBackbone
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
 from nasforge.snn.neuron import neuron_kind
 from nasforge.snn.training import adam, evaluate_rates, train_epoch
 
-CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 
 
@@ -100,84 +96,101 @@ def run_snn_train(cfg: Config, out: str | Path, *, resume: bool = False,
                   force: bool = False) -> dict:
     """Train the network of ``cfg.snn`` into ``out``; returns its ``results.json``."""
     out = Path(out)
-    s = cfg.snn
-    device = pick_device(cfg.run.device)
-    dtype = amp_dtype(device, cfg.run.amp)
-    data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
-                         upscale=cfg.data.upscale)
-    spec = network_spec(cfg, data)
-    seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = build_network(spec).to(device)  # a bad arch fails before the run dir exists
-    if not resume:
-        prepare_run_dir(out, cfg, force=force)
-    augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
-    train_batches = snn_batches(data, data.train, s.batch_size, device=device,
-                                seed=cfg.run.seed, augment=augment)
-    eval_split = data.val if data.val is not None else data.test
-    eval_batches = snn_batches(data, eval_split, s.eval_batch_size, device=device,
-                               shuffle=False)
-    test_batches = snn_batches(data, data.test, s.eval_batch_size, device=device,
-                               shuffle=False)
-    optimizer = adam(model.parameters(), s.lr, s.betas)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    ckpt_path = out / CHECKPOINT
-    start, elapsed = 0, 0.0
-    if resume and has_checkpoint(ckpt_path):
-        state = load_checkpoint(ckpt_path)
-        if state.get("kind") != "snn-train" or state.get("spec") != spec:
-            raise NasforgeError(f"{ckpt_path} is not a checkpoint of this training run")
-        load_weights(model, state["model"], ckpt_path, "the snn.* network settings")
-        optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
-            group["lr"] = s.lr
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start, elapsed = state["epoch"] + 1, state["elapsed"]
-    log = CsvLog(out / "train_log.csv", resume_after=start - 1 if resume else None,
-                 tensorboard=True)
-    forward = lambda x, _step: model(x)  # noqa: E731
-    bar = tqdm(total=(s.epochs - start) * len(train_batches), unit="step",
-               desc=f"snn train {network_label(spec)}", disable=not cfg.run.progress)
-    for epoch in range(start, s.epochs):
-        t0 = time.perf_counter()
-        watch = LossWatch(device)
-        train = train_epoch(model, train_batches, optimizer, epoch, forward=forward,
-                            loss_kind=s.loss, dtype=dtype, scaler=scaler, on_step=bar.update,
-                            watch=watch)
-        nan_guard = dict(epoch=epoch, run=out, checkpoint=ckpt_path, resume=lower_lr_hint(
-            f"nasforge snn train --resume {out}", "snn.lr", s.lr))
-        check_finite(train.loss, watch=watch, module=model,  # nothing of this epoch is saved
-                     **nan_guard)
-        val = evaluate_rates(model, eval_batches, forward=forward, loss_kind=s.loss,
-                             dtype=dtype)
-        check_finite(val.loss, what="validation loss", **nan_guard)
-        elapsed += time.perf_counter() - t0
-        bar.set_postfix(epoch=epoch, loss=f"{train.loss:.4f}", val_acc=f"{val.acc:.1f}")
-        log.write({"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
-                   "val_loss": val.loss, "val_acc": val.acc, "seconds": elapsed})
-        save_checkpoint({"kind": "snn-train", "spec": spec, "epoch": epoch,
-                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": None if scaler is None else scaler.state_dict(),
-                         "elapsed": elapsed}, ckpt_path)
-    bar.close()
-    state = load_checkpoint(ckpt_path)
-    model.load_state_dict(state["model"])
-    save_checkpoint({"kind": "snn-model", "spec": spec,
-                     "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
-                    out / MODEL)
-    metrics = measure(model, test_batches, loss_kind=s.loss, dtype=dtype,
-                      timesteps=s.timesteps, spiking=s.neuron == "plif")
-    per_layer, rates = metrics.pop("per_layer"), metrics.pop("rates")
-    if per_layer is not None:
-        atomic_write_json(out / "spikes.json", {"label": network_label(spec),
-                                                "per_layer": per_layer, "rates": rates})
-    results = {"stage": "snn-train", **{k: spec[k] for k in (
-        "arch", "model", "channels", "timesteps", "variant", "space", "neuron", "dataset")},
-        "label": network_label(spec), "kind": "hand-crafted" if spec["model"] else "searched",
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "epochs": s.epochs, **metrics, "convention": "thesis", "seconds": state["elapsed"]}
-    write_results(out, results)
-    return results
+    stage = SNNTrainStage(cfg, out, resume=resume, force=force)
+    # one process: `snn train` does not run data-parallel
+    return run_stage(stage, dist=Dist(device=stage.device), run_dir=out, epochs=cfg.snn.epochs,
+                     steps=len(stage.train_batches), resume=resume,
+                     progress=cfg.run.progress, resume_hint=lower_lr_hint(
+                         f"nasforge snn train --resume {out}", "snn.lr", cfg.snn.lr))
+
+
+class SNNTrainStage(Stage):
+    """``snn train`` as a :class:`~nasforge.skeleton.Stage`: the constructor prepares the
+    network and batches, :meth:`epoch` trains and validates one epoch, :meth:`finish` saves
+    the model and measures accuracy and spikes on the test split."""
+
+    kind = "snn-train"
+    log_name = "train_log.csv"
+
+    def __init__(self, cfg: Config, out: Path, *, resume: bool, force: bool) -> None:
+        s = cfg.snn
+        self.cfg, self.out = cfg, out
+        device = self.device = pick_device(cfg.run.device)
+        self.dtype = dtype = amp_dtype(device, cfg.run.amp)
+        data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
+                             upscale=cfg.data.upscale)
+        spec = self.spec = network_spec(cfg, data)
+        seed_everything(cfg.run.seed, cfg.run.deterministic)
+        self.model = build_network(spec).to(device)  # a bad arch fails before the run dir
+        if not resume:
+            prepare_run_dir(out, cfg, force=force)
+        augment = static_augment(data, s.crop_pad, s.flip, s.cutout)
+        self.train_batches = snn_batches(data, data.train, s.batch_size, device=device,
+                                         seed=cfg.run.seed, augment=augment)
+        eval_split = data.val if data.val is not None else data.test
+        self.eval_batches = snn_batches(data, eval_split, s.eval_batch_size, device=device,
+                                        shuffle=False)
+        self.test_batches = snn_batches(data, data.test, s.eval_batch_size, device=device,
+                                        shuffle=False)
+        self.optimizer = adam(self.model.parameters(), s.lr, s.betas)
+        self.scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        self.desc = f"snn train {network_label(spec)}"
+
+    def restore(self, state: dict, path: Path) -> None:
+        if state.get("kind") != "snn-train" or state.get("spec") != self.spec:
+            raise NasforgeError(f"{path} is not a checkpoint of this training run")
+        load_weights(self.model, state["model"], path, "the snn.* network settings")
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
+            group["lr"] = self.cfg.snn.lr
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+    def forward(self, x: torch.Tensor, _step: int) -> torch.Tensor:
+        return self.model(x)
+
+    def epoch(self, epoch: int, run: EpochRun) -> Epoch:
+        s, model = self.cfg.snn, self.model
+        watch = LossWatch(self.device)
+        train = train_epoch(model, self.train_batches, self.optimizer, epoch,
+                            forward=self.forward, loss_kind=s.loss, dtype=self.dtype,
+                            scaler=self.scaler, on_step=run.tick, watch=watch)
+        run.check(train.loss, watch=watch, module=model)  # nothing of this epoch is saved
+        val = evaluate_rates(model, self.eval_batches, forward=self.forward, loss_kind=s.loss,
+                             dtype=self.dtype)
+        run.check(val.loss, what="validation loss")
+        return Epoch(row={"epoch": epoch, "train_loss": train.loss, "train_acc": train.acc,
+                          "val_loss": val.loss, "val_acc": val.acc},
+                     postfix=dict(epoch=epoch, loss=f"{train.loss:.4f}",
+                                  val_acc=f"{val.acc:.1f}"))
+
+    def checkpoint(self, epoch: int) -> dict:
+        return {"spec": self.spec, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": None if self.scaler is None else self.scaler.state_dict()}
+
+    def finish(self, elapsed: float) -> dict:
+        s, out, spec, model = self.cfg.snn, self.out, self.spec, self.model
+        state = load_checkpoint(out / CHECKPOINT)
+        model.load_state_dict(state["model"])
+        save_checkpoint({"kind": "snn-model", "spec": spec,
+                         "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
+                        out / MODEL)
+        metrics = measure(model, self.test_batches, loss_kind=s.loss, dtype=self.dtype,
+                          timesteps=s.timesteps, spiking=s.neuron == "plif")
+        per_layer, rates = metrics.pop("per_layer"), metrics.pop("rates")
+        if per_layer is not None:
+            atomic_write_json(out / "spikes.json", {"label": network_label(spec),
+                                                    "per_layer": per_layer, "rates": rates})
+        results = {"stage": "snn-train", **{k: spec[k] for k in (
+            "arch", "model", "channels", "timesteps", "variant", "space", "neuron", "dataset")},
+            "label": network_label(spec),
+            "kind": "hand-crafted" if spec["model"] else "searched",
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "epochs": s.epochs, **metrics, "convention": "thesis",
+            "seconds": state["elapsed"]}
+        write_results(out, results)
+        return results
 
 
 def resume_snn_train(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:

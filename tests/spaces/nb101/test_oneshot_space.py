@@ -37,7 +37,7 @@ def test_space_sizes_match_the_paper():
 
 @pytest.mark.parametrize("space, unique", [(SS1, 2685), (SS2, 7773)])
 def test_unique_nasbench101_cells(space, unique):
-    """Distinct NAS-Bench-101 hashes among all architectures (ALGORITHMS.md §12)."""
+    """Distinct NAS-Bench-101 hashes among all architectures (docs/zoo.md §NAS-Bench-1shot1)."""
     assert len({hash_of(*space.to_spec(a)) for a in space.architectures()}) == unique
 
 

@@ -4,7 +4,7 @@ Every cell holds, per choice block b (vertex b+1), a 1×1 ConvBnRelu projection 
 input, and a mixed op over the three NAS-Bench-101 ops. A block's input is the weighted sum
 of the projected cell input and the earlier blocks' outputs; the cell output is
 ``w₀·proj(input) + concat(w₁·block₁, …, w_B·block_B)``, a weighted version of
-NAS-Bench-101's output vertex (ALGORITHMS.md §12). Nine cells in three stages; before the
+NAS-Bench-101's output vertex (docs/zoo.md, 1shot1). Nine cells in three stages; before the
 first cell of stages 2 and 3 a 2×2 max-pool (stride 2, padding 1) halves the resolution and
 the channels double. A 1×1 conv + BN maps the last cell's B·C channels to C before global
 average pooling.

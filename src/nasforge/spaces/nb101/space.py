@@ -4,7 +4,7 @@ A cell has one input (vertex 0, the previous cell), ``blocks`` choice blocks (ve
 1..B) and an output. Each block applies one of the three NAS-Bench-101 ops to the sum of a
 fixed number of parents chosen among the earlier vertices; the output concatenates a fixed
 number of parents (the cell input, when chosen, is added after a 1×1 projection). The spaces
-differ in the number of blocks and of parents per vertex (ALGORITHMS.md §12, Zela et al.
+differ in the number of blocks and of parents per vertex (docs/zoo.md §NAS-Bench-1shot1, Zela et al.
 2020, Table 1):
 
 =====  ======  =============================================  ======================
