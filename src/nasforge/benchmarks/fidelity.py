@@ -17,6 +17,7 @@ as random-ws's own ranking does.
 
 from __future__ import annotations
 
+from math import nan
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,9 @@ def supernet_fidelity(run_dir: str | Path, bench: str | None = None, *, split: s
         "split": split,
         "bn": bn,
         "cells": len(rows),
-        "kendall_tau": float(kendalltau(sup, tab).statistic),
-        "spearman": float(spearmanr(sup, tab).statistic),
+        # a super-network that scores every cell alike ranks nothing: no correlation
+        "kendall_tau": float(kendalltau(sup, tab).statistic) if len(set(sup)) > 1 else nan,
+        "spearman": float(spearmanr(sup, tab).statistic) if len(set(sup)) > 1 else nan,
         "supernet_best": {"key": top["key"], "test_acc": top["test_acc"],
                           "percentile": top["percentile"]},
         "rows": rows,
