@@ -13,7 +13,6 @@ skipping the rows already in ``results.csv``.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import json
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from nasforge.analysis.edf import edf_at, error_edf
 from nasforge.checkpoint import atomic_write_json, atomic_write_text
 from nasforge.config import Config, config_to_dict
 from nasforge.errors import NasforgeError
@@ -199,19 +199,6 @@ def sample_spaces(specs: Sequence[SpaceSpec], n: int, seed: int) -> dict[str, li
 
 
 # --------------------------------------------------------------------------- EDF and summary
-
-
-def error_edf(errors: Sequence[float]) -> tuple[list[float], list[float]]:
-    """Steps of the error EDF: sorted errors and the fraction of nets with error <= each."""
-    xs = sorted(float(e) for e in errors)
-    n = len(xs)
-    return xs, [bisect.bisect_right(xs, x) / n for x in xs]
-
-
-def edf_at(errors: Sequence[float], thresholds: Sequence[float]) -> list[float]:
-    """F(e) = fraction of nets whose error is <= e, for each threshold e."""
-    xs = sorted(float(e) for e in errors)
-    return [bisect.bisect_right(xs, float(t)) / len(xs) for t in thresholds]
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -28,7 +28,7 @@ def plot_quality(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str
     The EDF at error e is the fraction of a space's nets with error <= e; a curve nearer the
     top-left corner means a better space.
     """
-    from nasforge.quality import error_edf
+    from nasforge.analysis.edf import error_edf
 
     groups = _by_space(rows)
     names = list(groups)

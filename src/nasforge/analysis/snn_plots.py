@@ -253,7 +253,7 @@ def plot_layer_spikes(profiles: Mapping[str, Mapping[str, Any]], path: str | Pat
 
 def accuracy_cdf(accs: Sequence[float]) -> tuple[list[float], list[float]]:
     """Sorted accuracies and the fraction of nets with accuracy <= each."""
-    from nasforge.quality import error_edf
+    from nasforge.analysis.edf import error_edf
 
     return error_edf(accs)
 

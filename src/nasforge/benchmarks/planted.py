@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
+from nasforge.data.batching import normalisation
 from nasforge.data.datasets import DATASETS, RawSplits, Split, channel_stats
-from nasforge.data.loader import normalisation
 from nasforge.errors import NasforgeError
 from nasforge.spaces.darts.genotype import CellGenotype, Genotype, cell_edges, parse_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork

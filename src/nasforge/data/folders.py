@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from nasforge.data.augment import Augment
+from nasforge.data.batching import check_indices, epoch_seed, normalisation
 from nasforge.data.datasets import DATASETS, FolderSplit, RawSplits
 from nasforge.data.image_transforms import ImageTransform, decode_image
-from nasforge.data.loader import _check_indices, epoch_seed, normalisation
 from nasforge.errors import NasforgeError
 
 __all__ = [
@@ -317,7 +317,7 @@ class FolderBatches:
         workers = default_num_workers() if num_workers is None else num_workers
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise NasforgeError(f"num_workers {workers!r} is not allowed: use an integer >= 0")
-        index = torch.arange(len(split)) if indices is None else _check_indices(indices, len(split))
+        index = torch.arange(len(split)) if indices is None else check_indices(indices, len(split))
         self._index = index.numpy().astype(np.int64)
         # One bytes array instead of a list of str: forked workers then share it without
         # touching per-object reference counts (which would copy the pages into every worker).

@@ -6,46 +6,19 @@ slicing batches there avoids a DataLoader's worker processes and host-to-device 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
 from nasforge.data.augment import Augment
+from nasforge.data.batching import check_indices, epoch_seed, normalisation
 from nasforge.data.datasets import FolderSplit, Split
-from nasforge.errors import NasforgeError
 
-__all__ = ["Batches", "epoch_seed", "make_batches", "normalisation"]
+__all__ = ["Batches", "make_batches"]
 
 # Options only FolderBatches understands; in-memory splits ignore them.
 FOLDER_ONLY_OPTIONS = ("image_size", "train", "num_workers", "jitter")
-
-
-def normalisation(batch_size: int, mean: Sequence[float], std: Sequence[float], channels: int,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check a batcher's arguments; return ``(scale, shift)``: x/255 normalised = x*scale-shift.
-
-    Shared by :class:`Batches` and ``FolderBatches`` so both reject the same bad input.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise NasforgeError(f"batch size {batch_size!r} is not allowed: use an integer >= 1")
-    if len(mean) != channels or len(std) != channels:
-        raise NasforgeError(
-            f"mean {tuple(mean)} / std {tuple(std)} need one value per channel ({channels})"
-        )
-    if any(float(s) <= 0 for s in std):
-        raise NasforgeError(f"std {tuple(std)} is not allowed: every value must be > 0")
-    stats = dict(dtype=torch.float32, device=device)
-    std_t = torch.tensor([float(s) for s in std], **stats).view(1, -1, 1, 1)
-    mean_t = torch.tensor([float(m) for m in mean], **stats).view(1, -1, 1, 1)
-    return 1.0 / (255.0 * std_t), mean_t / std_t  # (x/255 - mean) / std
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A 63-bit generator seed fixed by ``(seed, epoch)`` alone, so resumed runs replay batches."""
-    digest = hashlib.blake2b(f"nasforge.batches:{seed}:{epoch}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 class Batches:
@@ -77,7 +50,7 @@ class Batches:
                                                  self.device)
         x, y = split.x, split.y
         if indices is not None:
-            indices = _check_indices(indices, len(split))
+            indices = check_indices(indices, len(split))
             x, y = x[indices], y[indices]
         self._x = x.to(self.device, dtype=torch.uint8)
         self._y = y.to(self.device, dtype=torch.int64)
@@ -125,19 +98,6 @@ class Batches:
         return self._layout(self._normalise(x))
 
 
-def _check_indices(indices: torch.Tensor, size: int) -> torch.Tensor:
-    indices = torch.as_tensor(indices).to("cpu")
-    if indices.dim() != 1 or indices.dtype.is_floating_point or indices.dtype == torch.bool:
-        raise NasforgeError(
-            f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}"
-        )
-    indices = indices.long()
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
-        bad = int(indices.min()) if int(indices.min()) < 0 else int(indices.max())
-        raise NasforgeError(f"index {bad} is out of range: the split has indices 0..{size - 1}")
-    return indices
-
-
 def make_batches(split: Split | FolderSplit, batch_size: int, **kwargs: Any) -> Any:
     """``Batches`` for an in-memory split, ``FolderBatches`` for one read from image files.
 
@@ -145,7 +105,7 @@ def make_batches(split: Split | FolderSplit, batch_size: int, **kwargs: Any) -> 
     (:data:`FOLDER_ONLY_OPTIONS`) are dropped for in-memory splits, so a loop can pass them always.
     """
     if isinstance(split, FolderSplit):
-        from nasforge.data.folders import FolderBatches  # folders imports this module
+        from nasforge.data.folders import FolderBatches  # only folder splits need it
 
         return FolderBatches(split, batch_size, **kwargs)
     for name in FOLDER_ONLY_OPTIONS:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from nasforge.checkpoint import load_weights, save_checkpoint
 from nasforge.config import Config
 from nasforge.data import Augment, Batches, Split, load_dataset
-from nasforge.data.loader import epoch_seed, normalisation
+from nasforge.data.batching import epoch_seed, normalisation
 from nasforge.distributed import Dist, launched, start_run
 from nasforge.errors import NasforgeError
 from nasforge.proxy.entropy import (

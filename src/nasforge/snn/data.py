@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from nasforge.data import Augment, load_dataset, make_batches
+from nasforge.data.batching import check_indices, epoch_seed
 from nasforge.data.datasets import DATASETS, FolderSplit, Split, data_root, stratified_split
 from nasforge.data.dvs import DVS_DATASETS, DVSSplit, load_dvs_dataset
-from nasforge.data.loader import _check_indices, epoch_seed
 from nasforge.errors import NasforgeError
 
 AnySplit = Split | FolderSplit | DVSSplit
@@ -107,7 +107,7 @@ class FrameBatches:
         self.device = torch.device(device)
         x, y = split.x, split.y
         if indices is not None:
-            indices = _check_indices(indices, len(split))
+            indices = check_indices(indices, len(split))
             x, y = x[indices], y[indices]
         self._x = x.to(self.device)
         self._y = y.to(self.device)
