@@ -28,8 +28,8 @@ from snn_single_step import single_step_forward  # noqa: E402
 
 from nasforge.snn.backbone import SNNSuperNet  # noqa: E402
 from nasforge.snn.blocks import SEARCH_BLOCKS  # noqa: E402
+from nasforge.snn.epoch import rate_loss  # noqa: E402
 from nasforge.snn.neuron import neuron_implementation, reset_net  # noqa: E402
-from nasforge.snn.training import rate_loss  # noqa: E402
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ def _csv(path: Path) -> list[dict]:
 
 def test_study_proxy_rerun_with_other_settings_is_refused(tmp_path, fake_search, entropy_list,
                                                           capsys):
-    from nasforge.proxy.study import run_proxy_study
+    from nasforge.studies.proxy_data import run_proxy_study
 
     out = tmp_path / "study"
     cfg = load_config("study-proxy-digits", _study_sets(entropy_list))
@@ -117,7 +117,7 @@ def test_study_proxy_rerun_with_other_settings_is_refused(tmp_path, fake_search,
 
 def test_study_proxy_plan_may_grow_and_stale_runs_are_caught(tmp_path, fake_search,
                                                              entropy_list):
-    from nasforge.proxy.study import run_proxy_study
+    from nasforge.studies.proxy_data import run_proxy_study
 
     out = tmp_path / "study"
     run_proxy_study(load_config("study-proxy-digits", _study_sets(entropy_list)), out,
@@ -147,7 +147,7 @@ def test_study_proxy_plan_may_grow_and_stale_runs_are_caught(tmp_path, fake_sear
 def test_study_proxy_force_reselects_proxies_after_a_selection_change(tmp_path, fake_search,
                                                                       entropy_list):
     from nasforge.data import read_index_file
-    from nasforge.proxy.study import run_proxy_study
+    from nasforge.studies.proxy_data import run_proxy_study
 
     out = tmp_path / "study"
     run_proxy_study(load_config("study-proxy-digits", _study_sets(entropy_list)), out,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nasforge.cli import main
-from nasforge.runs import find_run_dirs, format_runs, list_runs, run_info
+from nasforge.run_status import find_run_dirs, format_runs, list_runs, run_info
 
 
 def age(run: Path, seconds: float = 3600) -> None:

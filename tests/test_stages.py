@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY_SEARCH, TINY_TRAIN
 from nasforge.cli import build_parser, main
 from nasforge.config import config_to_dict, load_config
-from nasforge.runs import run_info
+from nasforge.run_status import run_info
 from nasforge.stages import (
     Stage,
     all_stages,
@@ -94,9 +94,9 @@ def test_config_sections_and_keys_exist():
 
 
 def test_libraries_read_the_registry():
-    from nasforge import runs, runtime, sweep
+    from nasforge import run_status, runtime, sweep
 
-    assert runs.LOGS == stage_logs() == {
+    assert run_status.LOGS == stage_logs() == {
         "search": "search_log.csv", "train": "train_log.csv", "entropy": "train_log.csv",
         "snn-supernet": "supernet_log.csv", "snn-train": "train_log.csv"}
     assert runtime.RESUME_OVERRIDES[:6] == resume_learning_rates() == (

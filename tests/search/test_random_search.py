@@ -270,8 +270,8 @@ def test_random_ws_runs_from_the_cli(tmp_path, small_proxy):
 def test_both_baselines_are_rows_of_the_algorithm_study(tmp_path, one_thread):
     """`study algorithms` runs them like any algorithm and scores their cells on the table."""
     from nasforge.proxy.models import AUX_MODELS, cifar_resnet
-    from nasforge.search.study import run_algorithm_study
-    from proxy.test_study import ENTROPY_TINY
+    from nasforge.studies.algorithms import run_algorithm_study
+    from studies.test_proxy_data_study import ENTROPY_TINY
 
     added = "resnet8" not in AUX_MODELS
     AUX_MODELS._entries.setdefault("resnet8", lambda k, c: cifar_resnet(8, k, c))

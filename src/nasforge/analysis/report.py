@@ -30,7 +30,7 @@ from typing import Any
 from nasforge.checkpoint import atomic_write_text
 from nasforge.errors import NasforgeError
 from nasforge.outputs import check_new_file, create_run_dir, is_run_dir
-from nasforge.runs import (
+from nasforge.run_status import (
     LOGS,
     STATUSES,
     RunInfo,

@@ -34,7 +34,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    from nasforge.runs import format_runs, list_runs
+    from nasforge.run_status import format_runs, list_runs
 
     if args.depth < 0 or args.active < 0:
         raise NasforgeError("runs: --depth and --active must be >= 0")

@@ -35,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_study_proxy(args: argparse.Namespace) -> None:
-    from nasforge.proxy.study import run_proxy_study
+    from nasforge.studies.proxy_data import run_proxy_study
 
     cfg = config_from_args(args)
     rows = run_proxy_study(cfg, args.out, progress=not args.no_progress, force=args.force)
@@ -43,7 +43,7 @@ def cmd_study_proxy(args: argparse.Namespace) -> None:
 
 
 def cmd_study_algorithms(args: argparse.Namespace) -> None:
-    from nasforge.search.study import run_algorithm_study
+    from nasforge.studies.algorithms import run_algorithm_study
 
     extra = {"study.algos": args.algos.split(",") if args.algos else None}
     args.config = args.config or "study-algorithms-digits"

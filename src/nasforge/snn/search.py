@@ -32,6 +32,7 @@ from nasforge.outputs import check_new_dir, create_run_dir, is_run_dir
 from nasforge.rerun import other_settings_error, setting_differences
 from nasforge.runtime import amp_dtype, load_run_config, pick_device, write_results
 from nasforge.snn.data import load_snn_data, snn_batches
+from nasforge.snn.epoch import evaluate_rates
 from nasforge.snn.evolution import (
     Arch,
     arch_from_text,
@@ -41,7 +42,6 @@ from nasforge.snn.evolution import (
     random_search,
 )
 from nasforge.snn.supernet import load_supernet, recalibrated_bn, recalibration_batches
-from nasforge.snn.training import evaluate_rates
 
 EVALUATIONS = "evaluations.json"
 SEARCH_FILE = "search.json"  # the super-network a search directory belongs to (for --resume)

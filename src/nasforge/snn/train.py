@@ -38,8 +38,8 @@ from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNBackbone
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
+from nasforge.snn.epoch import adam, evaluate_rates, train_epoch
 from nasforge.snn.neuron import neuron_kind
-from nasforge.snn.training import adam, evaluate_rates, train_epoch
 
 MODEL = "model.pt"
 

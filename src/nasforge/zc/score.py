@@ -124,7 +124,7 @@ def load_batch(dataset: str, size: int, seed: int) -> ProxyBatch:
 def _loss_fn(snn: bool, snn_loss: str):  # noqa: ANN202
     if not snn:
         return F.cross_entropy
-    from nasforge.snn.training import rate_loss
+    from nasforge.snn.epoch import rate_loss
 
     return lambda rates, y: rate_loss(rates, y, snn_loss)
 

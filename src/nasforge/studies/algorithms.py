@@ -4,7 +4,7 @@ without proxy data, scored on the tabular-digits benchmark.
 Each search runs in the benchmark's cell space on digits; the found cell's tabulated test
 accuracy (the mean of the benchmark's training seeds) is its score, so algorithms are
 compared without retraining anything. The runs are those of the chapter-3 study
-(:func:`nasforge.proxy.study.run_proxy_study`), which resumes a killed study; this module
+(:func:`nasforge.studies.proxy_data.run_proxy_study`), which resumes a killed study; this module
 only picks the plan and summarises it per algorithm.
 """
 
@@ -28,8 +28,8 @@ def run_algorithm_study(cfg: Config, out: str | Path, *, progress: bool = True,
     """Run ``cfg.study.algos`` × seeds on full data and on each proxy; write the comparison.
 
     A re-run into ``out`` with other settings is refused (``force``: recomputed), as in
-    :func:`nasforge.proxy.study.run_proxy_study`."""
-    from nasforge.proxy.study import run_proxy_study
+    :func:`nasforge.studies.proxy_data.run_proxy_study`."""
+    from nasforge.studies.proxy_data import run_proxy_study
 
     out = Path(out)
     if not cfg.study.algos:
@@ -58,7 +58,7 @@ def _label(row: dict) -> str:
 def summarise(rows: list[dict]) -> list[dict]:
     """Mean ± std tabulated test accuracy, mean rank, the found cell's percentile among all
     cells of the table (mean and 95% CI over seeds) and search time per (algo, data)."""
-    from nasforge.proxy.study import _percentile_summary
+    from nasforge.studies.proxy_data import percentile_summary
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -71,7 +71,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                     "test_acc_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
                     "rank_mean": statistics.fmean(float(r["rank"]) for r in rs),
                     **{"percentile_mean": None, "percentile_ci": None,
-                       **_percentile_summary(rs)},
+                       **percentile_summary(rs)},
                     "search_seconds_mean": statistics.fmean(
                         float(r["search_seconds"]) for r in rs)})
     return out

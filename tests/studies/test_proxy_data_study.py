@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY_SEARCH
 from nasforge.benchmarks.tabular import PROTOCOL, TabularBenchmark, cell_key, enumerate_cells
 from nasforge.config import load_config
-from nasforge.proxy.study import run_proxy_study, summarise
+from nasforge.studies.proxy_data import run_proxy_study, summarise
 
 ENTROPY_TINY = ["entropy.model=resnet8", "entropy.epochs=1", "entropy.milestones=[1]",
                 "entropy.crop_pad=1", "run.device=cpu"]

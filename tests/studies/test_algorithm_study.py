@@ -5,8 +5,8 @@ import pytest
 
 from conftest import TINY_SEARCH, run_cli
 from nasforge.config import load_config
-from nasforge.search.study import markdown, run_algorithm_study, summarise
-from proxy.test_study import ENTROPY_TINY, fake_table
+from nasforge.studies.algorithms import markdown, run_algorithm_study, summarise
+from studies.test_proxy_data_study import ENTROPY_TINY, fake_table
 
 
 @pytest.fixture(scope="module", autouse=True)

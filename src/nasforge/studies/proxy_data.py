@@ -221,13 +221,13 @@ def summarise(rows: list[dict]) -> dict:
         table.append({"algo": algo, "method": method, "size": size, "k": int(rs[0]["k"]),
                       "runs": len(rs), "test_acc_mean": float(acc.mean()),
                       "test_acc_std": float(acc.std()) if len(rs) > 1 else 0.0,
-                      **_percentile_summary(rs),
+                      **percentile_summary(rs),
                       "search_seconds_mean": sum(float(r["search_seconds"]) for r in rs)
                       / len(rs)})
     return {"table": table}
 
 
-def _percentile_summary(rows: list[dict]) -> dict:
+def percentile_summary(rows: list[dict]) -> dict:
     """``percentile_mean`` and ``percentile_ci`` (95% half-width) of rows that carry one
     (results written before the column existed carry none)."""
     values = [float(r["percentile"]) for r in rows if r.get("percentile") not in (None, "")]
