@@ -136,3 +136,16 @@ def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]
          ) -> torch.optim.Adam:
     """The optimiser of every AutoSNN stage: Adam with a fixed learning rate (§5.4.1)."""
     return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def restore_training(model, optimizer, scaler, state: dict, path, lr: float) -> None:  # noqa: ANN001
+    """Load an SNN stage's weights, optimiser and scaler from a checkpoint; every group's
+    learning rate is set to ``lr`` (a resume may lower snn.lr after a NaN)."""
+    from nasforge.checkpoint import load_weights
+
+    load_weights(model, state["model"], path, "the snn.* network settings")
+    optimizer.load_state_dict(state["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])

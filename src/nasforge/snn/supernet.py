@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nasforge.checkpoint import has_checkpoint, load_checkpoint, load_weights
+from nasforge.checkpoint import has_checkpoint, load_checkpoint
 from nasforge.config import Config
 from nasforge.data import read_index_file, write_index_file
 from nasforge.distributed import start_run
@@ -41,7 +41,7 @@ from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNSuperNet
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, holdout, load_snn_data, snn_batches, static_augment
-from nasforge.snn.epoch import adam, evaluate_rates, train_epoch
+from nasforge.snn.epoch import adam, evaluate_rates, restore_training, train_epoch
 from nasforge.snn.neuron import neuron_kind, reset_net
 
 KIND = "snn-supernet"
@@ -158,12 +158,7 @@ class SupernetStage(Stage):
     def restore(self, state: dict, path: Path) -> None:
         if state.get("kind") != KIND or state.get("spec") != self.spec:
             raise NasforgeError(f"{path} is not a checkpoint of this super-network run")
-        load_weights(self.model, state["model"], path, "the snn.* network settings")
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
-            group["lr"] = self.cfg.snn.lr
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        restore_training(self.model, self.optimizer, self.scaler, state, path, self.cfg.snn.lr)
         self.n_avg = state["n_avg"]
 
     def replicas(self, start: int) -> dict:  # what must be identical on every rank

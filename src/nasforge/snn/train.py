@@ -18,7 +18,6 @@ from torch import nn
 from nasforge.checkpoint import (
     atomic_write_json,
     load_checkpoint,
-    load_weights,
     save_checkpoint,
 )
 from nasforge.config import Config
@@ -38,7 +37,7 @@ from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNBackbone
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
-from nasforge.snn.epoch import adam, evaluate_rates, train_epoch
+from nasforge.snn.epoch import adam, evaluate_rates, restore_training, train_epoch
 from nasforge.snn.neuron import neuron_kind
 
 MODEL = "model.pt"
@@ -139,12 +138,7 @@ class SNNTrainStage(Stage):
     def restore(self, state: dict, path: Path) -> None:
         if state.get("kind") != "snn-train" or state.get("spec") != self.spec:
             raise NasforgeError(f"{path} is not a checkpoint of this training run")
-        load_weights(self.model, state["model"], path, "the snn.* network settings")
-        self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # a resume may lower snn.lr (after a NaN)
-            group["lr"] = self.cfg.snn.lr
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        restore_training(self.model, self.optimizer, self.scaler, state, path, self.cfg.snn.lr)
 
     def forward(self, x: torch.Tensor, _step: int) -> torch.Tensor:
         return self.model(x)
