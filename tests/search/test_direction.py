@@ -37,10 +37,10 @@ from nasforge.config import SearchConfig
 from nasforge.data import load_dataset
 from nasforge.search import ONESHOT_STRATEGIES, STRATEGIES
 from nasforge.search.base import StepContext
-from nasforge.search.btnas import seeded_rng
 from nasforge.search.loop import build_search, resize
 from nasforge.search.oneshot import softmax_weights
 from nasforge.search.pcdarts import edge_weights
+from nasforge.search.sampling import seeded_rng
 from nasforge.search.sgas import UNDECIDED
 from nasforge.spaces.nb101.space import ONESHOT_SPACES
 

@@ -3,15 +3,13 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_SEARCH, assert_resume_matches
 from nasforge.config import SearchConfig, load_config
 from nasforge.derive import derive
 from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import StepContext
 from nasforge.search.enas import ENAS
-from nasforge.search.loop import run_search
-from nasforge.spaces.darts.genotype import PRIMITIVES, parse_genotype, validate_genotype
+from nasforge.spaces.darts.genotype import PRIMITIVES
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 SKIP = PRIMITIVES.index("skip_connect")
@@ -164,20 +162,6 @@ def test_strengths_derive_the_greedy_architecture():
         assert got == want
     assert torch.equal(strategy.eval_weights()["normal"],
                        strategy.arch_weights(greedy)["normal"])
-
-
-
-def test_one_epoch_on_digits(proxy_file, tmp_path, one_thread):
-    cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy_file}", "search.epochs=1",
-                             "search.algo=enas"])
-    results = run_search(cfg, tmp_path / "r")
-    assert results["algo"] == "enas" and results["cost"]["epochs"] == 1
-    validate_genotype(parse_genotype(results["genotype"]), nodes=2)
-
-
-def test_resume_reproduces_the_full_run(tmp_path, small_proxy, one_thread):
-    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                     "search.algo=enas"])
 
 
 @pytest.mark.parametrize("name", ["enas-cifar10", "enas-digits"])

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SEARCH, assert_resume_matches
 from nasforge import search as search_module
 from nasforge.config import SearchConfig, load_config
 from nasforge.errors import NasforgeError
@@ -13,8 +12,6 @@ from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import CELL_TYPES, StepContext
 from nasforge.search.gdas import GDAS, gumbel_hard, linear_tau
-from nasforge.search.loop import read_strengths, run_search
-from nasforge.spaces.darts.genotype import parse_genotype, validate_genotype
 from nasforge.spaces.darts.search_network import MixedOp, SearchNetwork
 from nasforge.spaces.darts.spaces import SPACES
 
@@ -43,7 +40,6 @@ def _count_op_calls(net: SearchNetwork):
                 handles.append(op.register_forward_hook(
                     lambda *_, key=(c, e), k=k: calls[key].append(k)))
     return calls, handles
-
 
 
 def test_registered_and_sparse():
@@ -190,21 +186,6 @@ def test_arch_step_moves_only_alpha_and_weight_step_draws_its_own_sample():
 def test_second_order_is_rejected():
     with pytest.raises(NasforgeError, match="gdas is first-order only"):
         _setup(order="second")
-
-
-def test_one_epoch_on_digits_yields_a_valid_genotype(tmp_path, proxy_file, one_thread):
-    cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy_file}", "search.epochs=1",
-                             "search.algo=gdas"])
-    results = run_search(cfg, tmp_path / "run")
-    assert results["algo"] == "gdas" and results["cost"]["epochs"] == 1
-    validate_genotype(parse_genotype(results["genotype"]), nodes=2)
-    saved = read_strengths(tmp_path / "run")
-    assert torch.allclose(saved["normal"].sum(-1), torch.ones(5))
-
-
-def test_resumed_search_equals_the_uninterrupted_one(tmp_path, small_proxy, one_thread):
-    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                     "search.algo=gdas"])
 
 
 @pytest.mark.parametrize("name", ["gdas-cifar10", "gdas-digits"])

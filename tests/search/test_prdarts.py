@@ -4,15 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_SEARCH, assert_resume_matches
 from nasforge.config import SearchConfig, load_config
 from nasforge.errors import NasforgeError
 from nasforge.runtime import autocast
 from nasforge.search import STRATEGIES
 from nasforge.search.base import CELL_TYPES, StepContext
-from nasforge.search.loop import read_strengths, run_search
 from nasforge.search.prdarts import PRDARTS, hard_concrete_gates
-from nasforge.spaces.darts.genotype import parse_genotype, validate_genotype
 from nasforge.spaces.darts.search_network import SearchNetwork
 from nasforge.spaces.darts.spaces import SPACES
 
@@ -28,7 +25,6 @@ def _setup(seed: int = 0, primitives=None, **cfg):
     w_opt = torch.optim.SGD(net.parameters(), lr=0.1)
     ctx = StepContext(w_optimizer=w_opt, w_lr=0.1, autocast=lambda: autocast(x.device, None))
     return net, strategy, (x, y), (xa, y), ctx
-
 
 
 def test_registered_and_sparse():
@@ -217,20 +213,6 @@ def test_arch_step_tau_eval_and_strengths():
 def test_second_order_is_rejected():
     with pytest.raises(NasforgeError, match="prdarts is first-order only"):
         _setup(order="second")
-
-
-def test_one_epoch_on_digits_yields_a_valid_genotype(tmp_path, proxy_file, one_thread):
-    cfg = load_config(None, [*TINY_SEARCH, f"data.proxy={proxy_file}", "search.epochs=1",
-                             "search.algo=prdarts"])
-    results = run_search(cfg, tmp_path / "run")
-    assert results["algo"] == "prdarts" and results["cost"]["epochs"] == 1
-    validate_genotype(parse_genotype(results["genotype"]), nodes=2)
-    assert torch.allclose(read_strengths(tmp_path / "run")["reduce"].sum(-1), torch.ones(5))
-
-
-def test_resumed_search_equals_the_uninterrupted_one(tmp_path, small_proxy, one_thread):
-    assert_resume_matches(tmp_path, [*TINY_SEARCH, f"data.proxy={small_proxy}",
-                                     "search.algo=prdarts", "search.tau_max=1.0"])
 
 
 @pytest.mark.parametrize("name", ["prdarts-cifar10", "prdarts-digits"])

@@ -13,9 +13,6 @@ The derivation strength of an op is its mean α / (α + β).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,6 +20,7 @@ from torch.distributions import Beta
 
 from nasforge.config import SearchConfig
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
+from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 
@@ -38,27 +36,8 @@ def kl_to_uniform(a: Tensor, b: Tensor) -> Tensor:
             - (a + b - 2) * torch.digamma(a + b))
 
 
-@contextmanager
-def seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Run a block on a private RNG stream so draws depend only on ``seed``.
-
-    The global RNG (CPU and, for a CUDA device, that device) is restored afterwards, so
-    sampling neither disturbs other randomness nor depends on it; a resumed run (which
-    restores only the CPU RNG) therefore draws exactly the θ an uninterrupted run draws.
-    """
-    devices: list[int] = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices, device_type="cuda"):
-        torch.random.default_generator.manual_seed(seed)
-        for index in devices:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield
-
-
 @STRATEGIES.register("btnas")
-class BtNAS(SearchStrategy):
+class BtNAS(DrawStream, SearchStrategy):
     """Raw parameters ρ_α, ρ_β ∈ R^{E×K} per cell type; α = 1 + softplus(ρ_α), same for β.
 
     ρ starts at ``arch_init_std``·N(0, 1) (the DARTS initialisation), i.e. α ≈ β ≈ 1 + ln 2:
@@ -76,10 +55,7 @@ class BtNAS(SearchStrategy):
         super().__init__(network, cfg)
         self.raw_alpha = self.random_alphas(cfg.arch_init_std)
         self.raw_beta = self.random_alphas(cfg.arch_init_std)
-        # The sampling stream: a base seed from the (run-seeded) global RNG and a draw
-        # counter, both saved in state_dict via get_extra_state.
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
 
     def concentrations(self) -> dict[str, tuple[Tensor, Tensor]]:
         """Per cell type the (α, β) tensors, both [E, K] and > 1."""
@@ -96,9 +72,8 @@ class BtNAS(SearchStrategy):
     def sample(self) -> dict[str, Tensor]:
         """θ ~ Beta(α, β) with the pathwise gradient to α and β; advances the draw counter."""
         dist = self.distribution()
-        with seeded_rng(self.seed + self.draws, dist.concentration1.device):
+        with self.private_rng(dist.concentration1.device):
             theta = dist.rsample()
-        self.draws += 1
         return dict(zip(CELL_TYPES, theta.unbind(0), strict=True))
 
     def op_weights(self) -> dict[str, Tensor]:
@@ -128,9 +103,3 @@ class BtNAS(SearchStrategy):
                   optimizer: torch.optim.Optimizer, ctx: StepContext) -> None:
         """One first-order step on ρ_α, ρ_β with a single pathwise sample of θ."""
         self.descend(self.arch_loss(network, batch_a, self.sample(), ctx), optimizer)
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"seed": self.seed, "draws": self.draws}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])

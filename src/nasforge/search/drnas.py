@@ -20,14 +20,14 @@ from torch.distributions import Dirichlet
 
 from nasforge.config import SearchConfig
 from nasforge.search.base import STRATEGIES
-from nasforge.search.btnas import seeded_rng
 from nasforge.search.darts import DARTS
 from nasforge.search.darts_elu import elu_plus_one
+from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 
 @STRATEGIES.register("drnas")
-class DrNAS(DARTS):
+class DrNAS(DrawStream, DARTS):
     """α ∈ R^{E×K} per cell type; weights ~ Dirichlet(ELU(α) + 1), one sample per call."""
 
     @classmethod
@@ -36,9 +36,7 @@ class DrNAS(DARTS):
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
-        # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
 
     def concentrations(self) -> dict[str, torch.Tensor]:
         return {c: elu_plus_one(a) for c, a in self.alphas.items()}
@@ -46,10 +44,9 @@ class DrNAS(DARTS):
     def op_weights(self) -> dict[str, torch.Tensor]:
         """A fresh Dirichlet sample per edge (rows on the simplex, differentiable in α)."""
         device = next(iter(self.alphas.values())).device
-        with seeded_rng(self.seed + self.draws, device):
+        with self.private_rng(device):
             out = {c: Dirichlet(b, validate_args=False).rsample()
                    for c, b in self.concentrations().items()}
-        self.draws += 1
         return out
 
     def strengths(self) -> dict[str, torch.Tensor]:
@@ -60,9 +57,3 @@ class DrNAS(DARTS):
         """E[weights] = β / Σβ per edge (not what the derivation ranks)."""
         return {c: (b / b.sum(-1, keepdim=True)).detach().float().cpu()
                 for c, b in self.concentrations().items()}
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"seed": self.seed, "draws": self.draws}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])

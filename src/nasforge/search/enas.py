@@ -66,6 +66,7 @@ from nasforge.config import SearchConfig
 from nasforge.distributed import current
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
+from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.genotype import cell_edges
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -95,7 +96,7 @@ Picker = Callable[[Tensor], int]
 
 
 @STRATEGIES.register("enas")
-class ENAS(SearchStrategy):
+class ENAS(DrawStream, SearchStrategy):
     """An LSTM controller over DARTS cells, trained by REINFORCE on shared weights."""
 
     sparse = True
@@ -128,8 +129,7 @@ class ENAS(SearchStrategy):
         with torch.no_grad():
             self.w_soft.bias.zero_()
         self.register_buffer("baseline", torch.zeros(()))
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
         self._last: dict[str, Tensor] | None = None
 
     # ----------------------------------------------------------------------- the controller
@@ -206,8 +206,7 @@ class ENAS(SearchStrategy):
 
     def sample(self) -> Sample:
         """Draw an architecture (with the log-prob's graph); advances the draw counter."""
-        gen = torch.Generator().manual_seed(self.seed + self.draws)
-        self.draws += 1
+        gen = self.generator()
 
         def pick(logits: Tensor) -> int:
             probs = F.softmax(logits.detach().float(), dim=-1).cpu()
@@ -293,9 +292,3 @@ class ENAS(SearchStrategy):
             logits = network(x, self._last)
         accuracy = current().average_([(logits.argmax(1) == y).float().mean()], len(y))[0]
         self.reinforce(sample, accuracy, optimizer)
-
-    def get_extra_state(self) -> dict[str, int]:
-        return {"seed": self.seed, "draws": self.draws}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])

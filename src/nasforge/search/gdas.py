@@ -40,7 +40,7 @@ from torch import Tensor
 
 from nasforge.config import SearchConfig
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
-from nasforge.search.btnas import seeded_rng
+from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.search_network import SearchNetwork
 
 
@@ -77,7 +77,7 @@ def gumbel_hard(alpha: Tensor, tau: float, gumbels: Tensor) -> tuple[Tensor, Ten
 
 
 @STRATEGIES.register("gdas")
-class GDAS(SearchStrategy):
+class GDAS(DrawStream, SearchStrategy):
     """α ∈ R^{E×K} per cell type (``arch_init_std``·N(0, 1)); op weights are Gumbel one-hots."""
 
     sparse = True
@@ -90,9 +90,7 @@ class GDAS(SearchStrategy):
         super().__init__(network, cfg)
         self.alphas = self.random_alphas(cfg.arch_init_std)
         self.tau = float(cfg.tau_max)
-        # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         self.tau = linear_tau(epoch, epochs, self.cfg.tau_max, self.cfg.tau_min)
@@ -100,13 +98,12 @@ class GDAS(SearchStrategy):
     def sample(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One draw for both cell types: (h, p) dicts, differentiable in α; advances the stream."""
         alpha = torch.stack([held_logits(self, self.alphas[c], c) for c in CELL_TYPES])
-        with seeded_rng(self.seed + self.draws, alpha.device):
+        with self.private_rng(alpha.device):
             while True:
                 gumbels = gumbel_noise(alpha)
                 h, p, _ = gumbel_hard(alpha, self.tau, gumbels)
                 if bool(torch.isfinite(gumbels).all() & torch.isfinite(p).all()):
                     break
-        self.draws += 1
         return (dict(zip(CELL_TYPES, h.unbind(0), strict=True)),
                 dict(zip(CELL_TYPES, p.unbind(0), strict=True)))
 
@@ -142,8 +139,8 @@ class GDAS(SearchStrategy):
         self.descend(F.cross_entropy(logits.float(), y), optimizer)
 
     def get_extra_state(self) -> dict[str, float | int]:
-        return {"seed": self.seed, "draws": self.draws, "tau": self.tau}
+        return {**self.stream_state(), "tau": self.tau}
 
     def set_extra_state(self, state: dict[str, float | int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])
+        self.load_stream(state)
         self.tau = float(state["tau"])

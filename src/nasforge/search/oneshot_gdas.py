@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from nasforge.config import SearchConfig
 from nasforge.distributed import current
 from nasforge.search.base import StepContext
-from nasforge.search.btnas import seeded_rng
 from nasforge.search.gdas import GDAS, gumbel_hard, gumbel_soft
 from nasforge.search.oneshot import ONESHOT_STRATEGIES, assemble, choice_alphas, softmax_weights
 from nasforge.spaces.nb101.network import OneShotNetwork
@@ -55,7 +54,7 @@ class OneShotGDAS(GDAS):
         """One draw for every choice of every cell: (weights, probabilities), each entry with
         a leading axis of ``layers``; advances the stream."""
         a = self.alphas
-        with seeded_rng(self.seed + self.draws, a["ops"].device):
+        with self.private_rng(a["ops"].device):
             while True:
                 noise = {k: -torch.empty((self.layers, *v.shape), device=v.device,
                                          dtype=v.dtype).exponential_().log()
@@ -65,7 +64,6 @@ class OneShotGDAS(GDAS):
                 parts = [noise[k] for k in noise] + [p, *soft.values()]
                 if bool(torch.stack([torch.isfinite(t).all() for t in parts]).all()):
                     break  # one host read per draw
-        self.draws += 1
         inputs = {v: soft[f"in{v}"] for v in self.space.choice_vertices()}
         return (assemble(self.space, h, soft["output"], inputs),
                 assemble(self.space, p, soft["output"], inputs))

@@ -54,8 +54,8 @@ from torch import Tensor
 
 from nasforge.config import SearchConfig
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
-from nasforge.search.btnas import seeded_rng
 from nasforge.search.gdas import held_logits, linear_tau
+from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.genotype import cell_edges
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -96,7 +96,7 @@ class GateSample:
 
 
 @STRATEGIES.register("prdarts")
-class PRDARTS(SearchStrategy):
+class PRDARTS(DrawStream, SearchStrategy):
     """α ∈ R^{E×K} per cell type (``arch_init_std``·N(0, 1)); gates select ``keep_ops`` ops."""
 
     sparse = True
@@ -119,9 +119,7 @@ class PRDARTS(SearchStrategy):
                                   if i not in self.groups["skip"] + self.groups["pool"]]
         self.convs = [i for i, n in enumerate(names) if "conv" in n]
         self.chain = [e for e, (i, j) in enumerate(cell_edges(self.nodes)) if i == j - 1]
-        # the sampling stream: a base seed from the run-seeded global RNG and a draw counter
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         self.tau = linear_tau(epoch, epochs, self.cfg.tau_max, self.cfg.tau_min)
@@ -129,11 +127,10 @@ class PRDARTS(SearchStrategy):
     def sample(self) -> dict[str, GateSample]:
         """One draw for both cell types, differentiable in α; advances the stream."""
         alpha = torch.stack([self.alphas[c] for c in CELL_TYPES])
-        with seeded_rng(self.seed + self.draws, alpha.device):
+        with self.private_rng(alpha.device):
             u = torch.rand_like(alpha)
             dropped = torch.bernoulli(torch.full_like(alpha, self.cfg.op_dropout))
             perms = [torch.randperm(alpha.shape[-1], device=alpha.device) for _ in CELL_TYPES]
-        self.draws += 1
         gates = hard_concrete_gates(alpha, self.tau, u)
         out = {}
         for c, s, d, perm in zip(CELL_TYPES, gates.unbind(0), dropped.unbind(0), perms,
@@ -217,8 +214,8 @@ class PRDARTS(SearchStrategy):
         self.descend(self.arch_loss(network, batch_a, ctx), optimizer)
 
     def get_extra_state(self) -> dict[str, float | int]:
-        return {"seed": self.seed, "draws": self.draws, "tau": self.tau}
+        return {**self.stream_state(), "tau": self.tau}
 
     def set_extra_state(self, state: dict[str, float | int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])
+        self.load_stream(state)
         self.tau = float(state["tau"])

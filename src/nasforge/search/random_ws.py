@@ -18,8 +18,6 @@ minibatch rather than per GPU shard.
 
 from __future__ import annotations
 
-import random
-
 import torch
 from torch import Tensor, nn
 
@@ -28,11 +26,12 @@ from nasforge.errors import NasforgeError
 from nasforge.search.base import STRATEGIES, EpochEnd, SearchStrategy, StepContext
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
 from nasforge.search.random_search import CellSampler, draw_cells
+from nasforge.search.sampling import DrawStream
 
 
 @STRATEGIES.register("random-ws")
 @ONESHOT_STRATEGIES.register("random-ws")
-class RandomWS(SearchStrategy):
+class RandomWS(DrawStream, SearchStrategy):
     """Uniform paths in the weight steps, a ranking of ``search.samples`` cells at the end."""
 
     sparse = True
@@ -46,9 +45,7 @@ class RandomWS(SearchStrategy):
     def __init__(self, network: nn.Module, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)
         self.sampler = CellSampler(cfg, getattr(network, "space", None))
-        # the path stream: a base seed from the run-seeded global RNG and a draw counter
-        self.seed = int(torch.randint(0, 2**62, (1,)).item())
-        self.draws = 0
+        self.start_stream()
         self.epochs = cfg.epochs
         self.candidates = draw_cells(self.sampler, cfg.samples, self.seed)
         self.register_buffer("scores", torch.full((cfg.samples,), float("nan")))
@@ -75,9 +72,7 @@ class RandomWS(SearchStrategy):
     def weight_step_weights(self, network: nn.Module, batch_w: tuple,
                             ctx: StepContext) -> dict[str, Tensor]:
         """A fresh uniform cell per minibatch (the same on every data-parallel rank)."""
-        rng = random.Random(self.seed + self.draws)
-        self.draws += 1
-        return self._device_weights(self.sampler.sample(rng))
+        return self._device_weights(self.sampler.sample(self.python_rng()))
 
     def chosen(self) -> dict[str, Tensor]:
         """The ranked best cell; before the ranking, the first candidate."""
@@ -110,9 +105,6 @@ class RandomWS(SearchStrategy):
                 for i, w in enumerate(self.candidates)]
         return sorted(rows, key=lambda r: (-r["val_acc"], r["index"]))
 
-    def get_extra_state(self) -> dict[str, int]:
-        return {"seed": self.seed, "draws": self.draws}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        self.seed, self.draws = int(state["seed"]), int(state["draws"])
+    def set_extra_state(self, state: dict) -> None:
+        self.load_stream(state)
         self.candidates = draw_cells(self.sampler, self.cfg.samples, self.seed)
