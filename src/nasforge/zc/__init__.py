@@ -7,6 +7,9 @@
 - :mod:`nasforge.zc.score`: :func:`~nasforge.zc.score.score_architectures`,
   :func:`~nasforge.zc.score.correlations`, :func:`~nasforge.zc.score.zc_score` and
   :func:`~nasforge.zc.score.zc_eval`.
+- :mod:`nasforge.zc.evaluate`: the same correlation against NAS-Bench-101
+  (:func:`~nasforge.zc.evaluate.zc_eval_nb101`) and trained SNNs
+  (:func:`~nasforge.zc.evaluate.zc_eval_snn`).
 """
 
 from nasforge.zc.proxies import PROXIES, Proxy
