@@ -369,3 +369,32 @@ def test_sweep_rerun_refuses_a_trial_of_other_grid_values(tmp_path, monkeypatch,
              "now {'train.epochs': '1'}", "give another --out")
     assert len(ran) == 4 and _snapshot(out) == before
 
+
+
+def test_study_proxy_rescores_finished_runs_on_another_table(tmp_path, fake_search,
+                                                             entropy_list):
+    """A new study.bench keeps every finished search and looks each found cell up again:
+    a table whose accuracies are all +1 point gives rows exactly 1 point higher."""
+    import gzip
+
+    from nasforge.benchmarks.tabular import DATA_DIR
+    from nasforge.studies.proxy_data import run_proxy_study
+
+    with gzip.open(DATA_DIR / "tabular_digits.json.gz", "rt") as fh:
+        table = json.load(fh)
+    for record in table["records"].values():
+        record["test_acc"] = [a + 1.0 for a in record["test_acc"]]
+    shifted = tmp_path / "shifted.json.gz"
+    with gzip.open(shifted, "wt") as fh:
+        json.dump(table, fh)
+    out = tmp_path / "study"
+    first = run_proxy_study(load_config("study-proxy-digits", _study_sets(entropy_list)), out,
+                            progress=False)
+    again = run_proxy_study(load_config("study-proxy-digits", [*_study_sets(entropy_list),
+                                                               f"study.bench={shifted}"]),
+                            out, progress=False)
+    assert len(fake_search) == 2  # nothing searched again
+    assert [r["genotype"] for r in again] == [r["genotype"] for r in first]
+    assert [r["test_acc"] for r in again] == pytest.approx([r["test_acc"] + 1 for r in first])
+    assert [float(r["test_acc"]) for r in _csv(out / "results.csv")] == pytest.approx(
+        [r["test_acc"] for r in again])

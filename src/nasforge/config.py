@@ -55,8 +55,8 @@ class DataConfig:
 
 
 @dataclass
-class SearchConfig:
-    """Super-network search (§3.4.1; DARTS code's weight lr 0.025 → 0.001)."""
+class SearchCore:
+    """What every search reads (§3.4.1; DARTS code's weight lr 0.025 → 0.001)."""
 
     algo: str = _opt("darts", help="search strategy")
     space: str = _opt("darts", help="cell search space (candidate ops)")
@@ -86,26 +86,79 @@ class SearchConfig:
     rule: str = _opt("argmax", help="derivation rule: argmax or topk")
     k: int | None = _opt(None, lo=1, help="topk rule: ops kept over both cells together")
     act_all: bool = _opt(False, help="topk rule: normalise by the per-node maximum (ActAll)")
-    kl_weight: float = _opt(1e-3, lo=0.0, help="BtNAS: lambda of the KL(Beta || Beta(1,1)) term")
-    # --- the zoo (docs/zoo.md); each algorithm's own defaults live in its config file ---
     warmup_epochs: int = _opt(0, lo=0, help="epochs of weight training before arch updates")
     resolution: int | None = _opt(None, lo=1, help="resize search inputs (EcoDARTS r2: 16)")
+    threshold: float | None = _opt(None, lo=0.0, hi=1.0,
+                                   help="threshold rule (FairDARTS): keep ops >= this (0.85)")
+    nb101_table: str | None = _opt(
+        None, help="NAS-Bench-101 table (bench nb101-convert): score 1shot1 searches per epoch")
+
+
+# --- Each search algorithm's own settings (docs/zoo.md). A strategy names its group in
+# its ``options`` attribute (nasforge.search); SearchConfig below joins the groups, so the
+# keys users type stay flat: search.tau_max, search.partial_k, ...
+
+@dataclass
+class BtNASOptions:
+    """BtNAS (thesis §4.3): the weight of the Beta prior."""
+
+    kl_weight: float = _opt(1e-3, lo=0.0, help="BtNAS: lambda of the KL(Beta || Beta(1,1)) term")
+
+
+@dataclass
+class TemperatureOptions:
+    """GDAS and PR-DARTS: the annealed Gumbel / hard-concrete temperature."""
+
     tau_max: float = _opt(10.0, lo=0.0, help="GDAS/PR-DARTS: initial temperature")
     tau_min: float = _opt(0.1, lo=0.0, help="GDAS/PR-DARTS: final temperature")
+
+
+@dataclass
+class PCDARTSOptions:
+    """PC-DARTS: partial channel connections."""
+
     partial_k: int = _opt(4, lo=1, help="PC-DARTS: 1/K of the channels enter the mixed op")
+
+
+@dataclass
+class SDARTSOptions:
+    """SDARTS-RS / -ADV: the perturbation of α."""
+
     epsilon_min: float = _opt(0.03, lo=0.0, help="SDARTS: perturbation bound, first epoch")
     epsilon_max: float = _opt(0.3, lo=0.0, help="SDARTS: perturbation bound, last epoch")
     attack_steps: int = _opt(7, lo=1, help="SDARTS-ADV: PGD steps")
+
+
+@dataclass
+class FairDARTSOptions:
+    """FairDARTS: the zero-one loss."""
+
     zero_one_weight: float = _opt(10.0, lo=0.0, help="FairDARTS: weight of the zero-one loss")
-    threshold: float | None = _opt(None, lo=0.0, hi=1.0,
-                                   help="threshold rule (FairDARTS): keep ops >= this (0.85)")
+
+
+@dataclass
+class PRDARTSOptions:
+    """PR-DARTS: op sampling and the path regularisers."""
+
     keep_ops: int = _opt(2, lo=1, help="PR-DARTS: ops activated per edge")
     op_dropout: float = _opt(0.4, lo=0.0, hi=1.0, help="PR-DARTS: op dropout probability")
     reg_weights: tuple[float, float, float] = _opt(
         (0.01, 0.005, 0.005), help="PR-DARTS: lambda of the skip, non-skip+pool and path terms")
     reg_hinge: float = _opt(0.2, lo=0.0, help="PR-DARTS: hinge of the group terms")
+
+
+@dataclass
+class SGASOptions:
+    """SGAS: when edges are decided."""
+
     decision_start: int = _opt(9, lo=0, help="SGAS: first epoch (0-based) that fixes an edge")
     decision_every: int = _opt(5, lo=1, help="SGAS: epochs between edge decisions")
+
+
+@dataclass
+class ENASOptions:
+    """ENAS: the LSTM controller and, in the 1shot1 spaces, its candidate scoring."""
+
     controller_lr: float = _opt(3.5e-3, lo=0.0, help="ENAS: controller Adam learning rate")
     controller_hidden: int = _opt(64, lo=1, help="ENAS: LSTM units")
     entropy_weight: float = _opt(1e-4, lo=0.0, help="ENAS: entropy bonus in the reward")
@@ -122,11 +175,40 @@ class SearchConfig:
         "one held-out batch (NAS-Bench-1shot1: 1000); 0 = the greedy cell")
     rescore: int = _opt(5, lo=1, help="ENAS (1shot1 spaces): best candidates re-scored on the "
                         "whole held-out split")
-    nb101_table: str | None = _opt(
-        None, help="NAS-Bench-101 table (bench nb101-convert): score 1shot1 searches per epoch")
-    samples: int = _opt(100, lo=1, help="random / random-ws: cells sampled and ranked")
+
+
+@dataclass
+class RandomOptions:
+    """random and random-ws: how many cells, and where their accuracy comes from."""
+
+    samples: int = _opt(100, lo=1, help="random / random-ws / zc-*: cells sampled and ranked")
     bench: str | None = _opt(
         None, help="random: look cells up in this tabular benchmark instead of training them")
+
+
+@dataclass
+class ZeroCostOptions:
+    """zc-random and zc-evolution (docs/zero-cost.md "Zero-cost search")."""
+
+    # search.samples is the number of architectures scored (evolution: population included)
+    zc_proxies: str = _opt("synflow", help="zc-random / zc-evolution: the proxy, or a comma "
+                           "list voted by mean rank (nasforge.zc PROXIES)")
+    zc_batch: int | None = _opt(None, lo=2, help="zc-*: examples each proxy reads (None: "
+                                "the batch of its paper)")
+    population: int = _opt(20, lo=2, help="zc-evolution: population P (Real et al. 2019)")
+    tournament: int = _opt(5, lo=1, help="zc-evolution: tournament sample size S")
+
+
+@dataclass
+class SearchConfig(ZeroCostOptions, RandomOptions, ENASOptions, SGASOptions, PRDARTSOptions,
+                   FairDARTSOptions, SDARTSOptions, PCDARTSOptions, TemperatureOptions,
+                   BtNASOptions, SearchCore):
+    """Super-network search: the settings every search reads, then each algorithm's own."""
+
+
+SEARCH_OPTION_GROUPS: tuple[type, ...] = tuple(
+    b for b in SearchConfig.__mro__[1:] if b not in (SearchCore, object))
+"""Every algorithm's option group, the order ``nasforge config show`` lists them in."""
 
 
 @dataclass
@@ -257,6 +339,15 @@ class SNNConfig:
     crossovers: int = _opt(10, lo=0)
     mutation_prob: float = _opt(0.2, lo=0.0, hi=1.0)
     budget: int = _opt(200, lo=1, help="random search: architectures evaluated")
+    energy_profile: str = _opt("45nm", help="per-operation energy costs (docs/autosnn.md "
+                               "§Energy): 45nm, 45nm-fp16, 45nm-int32, 45nm-int8")
+    energy_lam: float = _opt(0.0, help="snn search: fitness also × (E/E_avg)^energy_lam; "
+                             "0 ignores energy, < 0 favours less")
+    max_energy: float | None = _opt(None, lo=0.0, help="snn search: energy budget in µJ per "
+                                    "image; architectures above it never enter the population")
+    warm_start: int = _opt(0, lo=0, help="snn search (evolution): draw this many "
+                           "architectures for round 1, keep the pool best by warm_proxy")
+    warm_proxy: str = _opt("naswot", help="snn search: zero-cost proxy of the warm start")
     eval_batch_size: int = _opt(256, lo=1)
     samples: int = _opt(100, lo=1, help="snn quality: random architectures per space")
     variants: list[str] = _opt(["default", "v1", "v2", "v3"],

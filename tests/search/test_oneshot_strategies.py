@@ -245,8 +245,10 @@ def test_enas_policy_gradient_moves_toward_reward():
 
 
 def test_only_three_algorithms_and_the_random_baselines_cover_these_spaces():
-    assert ONESHOT_STRATEGIES.names() == ["darts", "enas", "gdas", "random", "random-ws"]
-    with pytest.raises(NasforgeError, match="choose from: darts, enas, gdas, random, random-ws"):
+    # and the zero-cost searches (tests/search/test_zc_search.py)
+    names = ["darts", "enas", "gdas", "random", "random-ws", "zc-evolution", "zc-random"]
+    assert ONESHOT_STRATEGIES.names() == names
+    with pytest.raises(NasforgeError, match="choose from: " + ", ".join(names)):
         ONESHOT_STRATEGIES.get("pcdarts")
 
 

@@ -142,6 +142,10 @@ def test_random_with_a_table_returns_the_best_tabulated_validation_accuracy(tmp_
     best = max(rows, key=lambda r: (r["val_acc"], -r["index"]))
     assert results["genotype"] == best["genotype"] and results["val_acc"] == best["val_acc"]
     assert (out / "genotype.txt").read_text().strip() == best["genotype"]
+    # every written cell carries the table's fixed reduction cell: what the table trained
+    from nasforge.benchmarks.tabular import fixed_reduction_cell
+
+    assert {parse_genotype(r["genotype"]).reduce for r in rows} == {fixed_reduction_cell()}
     # the sampled keys are spread over the table (12 draws, at least 10 distinct cells)
     assert len({r["key"] for r in rows}) >= 10
     # same seed, same cells; another seed, other cells

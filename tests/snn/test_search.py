@@ -125,3 +125,62 @@ def test_dnn_space_searches_with_lambda_zero_only(tmp_path, one_thread) -> None:
     (row,) = results["searches"]
     assert row["spikes"] == 0.0 and row["fitness"] == row["acc"]
     assert len(row["arch"].split(",")) == 5 and set(row["arch"].split(",")) <= {"SCB_k3", "skip"}
+
+
+def test_search_scores_energy_as_the_extracted_network_measures_it(supernet, tmp_path) -> None:
+    from nasforge.snn.energy import measure_energy
+
+    results = run_snn_search(supernet, tmp_path / "s", [*SMALL_SEARCH, "snn.lams=[0]",
+                                                        "snn.energy_profile=45nm-fp16"])
+    (row,) = results["searches"]
+    assert results["energy_profile"] == "45nm-fp16"
+    net = load_supernet(supernet)[0].extract(row["arch"]).eval()
+    data = load_snn_data("digits")
+    val = read_index_file(supernet / "val.txt", len(data.train))
+    ((x, _y),) = list(snn_batches(data, data.train, 1000, device=torch.device("cpu"),
+                                  indices=val, shuffle=False).epoch(0))
+    assert row["energy"] == pytest.approx(measure_energy(net, x, "45nm-fp16")["energy_uj"])
+    history = (tmp_path / "s" / "lam+0" / "history.csv").read_text().splitlines()
+    assert history[0] == "index,round,arch,acc,spikes,fitness,energy"
+
+
+def test_search_by_energy_within_a_budget(supernet, tmp_path) -> None:
+    first = run_snn_search(supernet, tmp_path / "a", [*SMALL_SEARCH, "snn.lams=[0]"])
+    scores = json.loads((tmp_path / "a" / "evaluations.json").read_text())["scores"]
+    energies = sorted(v[2] for v in scores.values())
+    budget = energies[len(energies) // 2]
+    results = run_snn_search(supernet, tmp_path / "b", [
+        *SMALL_SEARCH, "snn.lams=[0]", "snn.energy_lam=-2", f"snn.max_energy={budget}"])
+    (row,) = results["searches"]
+    result = json.loads((tmp_path / "b" / "lam+0" / "result.json").read_text())
+    assert row["energy"] <= budget and row["over_budget"] == len(result["over_budget"]) > 0
+    assert all(r["energy"] <= budget for r in result["history"])
+    assert all(r["energy"] > budget for r in result["over_budget"])
+    e_avg = result["e_avg"]
+    for r in result["history"]:
+        assert r["fitness"] == pytest.approx(r["acc"] * (r["energy"] / e_avg) ** -2)
+    assert first["searches"][0]["fitness"] == first["searches"][0]["acc"]  # default: no energy
+    with pytest.raises(NasforgeError, match="fits the energy budget"):
+        run_snn_search(supernet, tmp_path / "c", [*SMALL_SEARCH, "snn.lams=[0]",
+                                                  f"snn.max_energy={energies[0] / 2}"])
+    png = tmp_path / "energy.png"
+    res = run_cli("plot", "snn-energy", str(tmp_path / "b"), "--out", str(png))
+    assert res.returncode == 0 and res.stdout.strip() == str(png), res.stderr
+
+
+def test_warm_start_by_proxy_is_seeded(supernet, tmp_path) -> None:
+    warm = [*SMALL_SEARCH, "snn.lams=[0]", "snn.warm_start=10", "snn.warm_proxy=synflow"]
+    one = run_snn_search(supernet, tmp_path / "a", warm)
+    two = run_snn_search(supernet, tmp_path / "b", warm)
+    ra, rb = (json.loads((tmp_path / d / "lam+0" / "result.json").read_text()) for d in "ab")
+    assert ra["history"] == rb["history"] and ra["warm_scores"] == rb["warm_scores"]
+    assert one["searches"] == [{**two["searches"][0], "dir": "lam+0"}]
+    scores = ra["warm_scores"]
+    assert len(scores) == 10
+    first_round = [r["arch"] for r in ra["history"] if r["round"] == 1]
+    assert first_round == sorted(scores, key=lambda a: -scores[a])[:6]
+    with pytest.raises(NasforgeError, match="random search takes none"):
+        run_snn_search(supernet, tmp_path / "c", [*warm, "snn.search_algo=random"])
+    with pytest.raises(NasforgeError, match=r"warm_start \(6\) must exceed snn.pool"):
+        run_snn_search(supernet, tmp_path / "d", [*warm, "snn.warm_start=6"])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

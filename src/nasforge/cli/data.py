@@ -29,6 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_config_show)
     q = cfg_sub.add_parser("list", help="shipped configs")
     q.set_defaults(func=cmd_config_list)
+    q = cfg_sub.add_parser("options", help="each search algorithm's own settings")
+    q.add_argument("--algo", help="one algorithm (default: every algorithm's)")
+    q.set_defaults(func=cmd_config_options)
 
 
 def cmd_data_info(args: argparse.Namespace) -> None:
@@ -58,3 +61,18 @@ def cmd_config_list(args: argparse.Namespace) -> None:
 
     for line in shipped_config_lines():
         print(line)
+
+
+def cmd_config_options(args: argparse.Namespace) -> None:
+    from nasforge.search import algorithm_options
+
+    rows = algorithm_options(args.algo)
+    if not rows:
+        print(f"{args.algo} has no settings of its own: only those every search reads "
+              "(nasforge config show)")
+    group = None
+    for row in rows:
+        if row["group"] != group:
+            group = row["group"]
+            print(f"{group} ({', '.join(row['algorithms'])}):")
+        print(f"  {row['key']} = {row['default']!r}  {row['help']}")

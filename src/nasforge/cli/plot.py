@@ -101,6 +101,13 @@ def _add_snn_plots(plot_sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, help="PNG to write")
     file_outputs(q, ("out",))
     q.set_defaults(func=cmd_plot_snn_search)
+    q = plot_sub.add_parser("snn-energy", help="accuracy vs energy of an snn search's paths")
+    q.add_argument("search_dir", help="`snn search` directory")
+    q.add_argument("--lam", action="append", default=[], help="which search (default: first)")
+    q.add_argument("--title")
+    q.add_argument("--out", required=True, help="PNG to write")
+    file_outputs(q, ("out",))
+    q.set_defaults(func=cmd_plot_snn_energy)
     q = plot_sub.add_parser("snn-arch", help="block diagram of an SNN (Figs. 5.11, 5.13)")
     q.add_argument("--arch", required=True, help="block names or an `snn search` directory")
     q.add_argument("--variant", choices=["v1", "v2", "v3"])
@@ -167,6 +174,13 @@ def cmd_plot_snn_search(args: argparse.Namespace) -> None:
 
     lam = lams(args.lam)[0] if args.lam else None
     print(plot_search_run(args.search_dir, args.out, lam=lam, title=args.title))
+
+
+def cmd_plot_snn_energy(args: argparse.Namespace) -> None:
+    from nasforge.analysis.energy_plot import plot_search_energy
+
+    lam = lams(args.lam)[0] if args.lam else None
+    print(plot_search_energy(args.search_dir, args.out, lam=lam, title=args.title))
 
 
 def cmd_plot_snn_arch(args: argparse.Namespace) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from nasforge.cli import snn_energy as energy
 from nasforge.cli.common import (
     RECOMPUTE_HELP,
     Parser,
@@ -43,6 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--measure", action="store_true", help="count spikes on a small batch")
     q.add_argument("--batch", type=int, default=4)
     q.add_argument("--convention", default="thesis", choices=["thesis", "neurons"])
+    energy.add_profile_arg(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_snn_describe)
 
@@ -67,6 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    metavar="KEY=VALUE", help="e.g. snn.rounds=5")
     q.add_argument("--force", action="store_true", help="discard an existing search directory")
     q.add_argument("--no-progress", action="store_true")
+    energy.add_search_args(q)
     q.set_defaults(func=cmd_snn_search)
 
     q = snn_sub.add_parser("train", help="train a searched SNN or a hand-crafted baseline")
@@ -77,6 +80,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "resnet11-lee, resnet19-zheng")
     add_run_dir_args(q, "SNN training")
     _add_snn_args(q)
+    energy.add_profile_arg(q)
     q.set_defaults(func=cmd_snn_train)
 
     q = snn_sub.add_parser("quality", help="train random SNNs per macro variant (Fig. 5.8)")
@@ -125,6 +129,8 @@ def cmd_snn_describe(args: argparse.Namespace) -> None:
     if (args.arch is None) == (args.model is None):
         raise NasforgeError("snn describe: give --arch BLOCKS (a searched architecture) or "
                             "--model NAME (a hand-crafted baseline), not both")
+    profile = energy.check_profile(args.energy_profile)
+    energy.refuse_profile_without_measure(args)
     if args.model is not None:
         from nasforge.snn.baselines import describe_snn_model
 
@@ -133,21 +139,13 @@ def cmd_snn_describe(args: argparse.Namespace) -> None:
                                 "backbone; a --model baseline has its own layers")
         info = describe_snn_model(args.model, args.channels, args.dataset, args.timesteps,
                                   measure=args.measure, batch=args.batch,
-                                  convention=args.convention)
+                                  convention=args.convention, profile=profile)
     else:
         info = describe_snn(args.arch, args.channels, args.dataset, args.timesteps,
                             measure=args.measure, batch=args.batch,
                             convention=args.convention, variant=args.variant,
-                            space=args.space)
-    if args.json:
-        print(json.dumps(info))
-        return
-    line = (f"params: {info['params_m']:.2f}M  neurons: {info['neurons']:,}  "
-            f"({info['dataset']}, C={info['channels']}, T={info['timesteps']}, {info['arch']})")
-    if args.measure:
-        line += (f"\nspikes per image: {info['spikes_per_image']:,.0f} "
-                 f"({info['convention']} convention, {info['data']} batch of {info['batch']})")
-    print(line)
+                            space=args.space, profile=profile)
+    print(json.dumps(info) if args.json else energy.describe_text(info))
 
 
 def cmd_snn_supernet(args: argparse.Namespace) -> None:
@@ -187,28 +185,23 @@ def cmd_snn_search(args: argparse.Namespace) -> None:
             ("--algo", args.algo), ("--config", args.config), ("--seed", args.seed),
             ("--device", args.device), ("--set", args.overrides), ("--force", args.force))
             if value is not None and value is not False and value != []]
+        given += energy.given_search_options(args)
         if given:
             raise NasforgeError(f"snn search --resume DIR continues with the search's saved "
                                 f"settings and cannot honour {', '.join(given)}; drop "
                                 f"{'it' if len(given) == 1 else 'them'} (or re-run the "
                                 "command that started it, with the same settings)")
-        _print_snn_searches(resume_snn_search(args.resume))
+        energy.print_searches(resume_snn_search(args.resume))
         return
     if not args.supernet or not args.out:
         raise NasforgeError("snn search: --supernet RUN_DIR and --out DIR are required (or "
                             "--resume DIR)")
     sets = {"snn.lams": lams(args.lam), "snn.search_algo": args.algo,
             "run.seed": args.seed, "run.device": args.device,
-            "run.progress": False if args.no_progress else None}
+            "run.progress": False if args.no_progress else None, **energy.search_sets(args)}
     overrides = [f"{k}={json.dumps(v)}" for k, v in sets.items() if v is not None]
-    _print_snn_searches(run_snn_search(args.supernet, args.out, [*overrides, *args.overrides],
-                                       force=args.force, config=args.config))
-
-
-def _print_snn_searches(results: dict) -> None:
-    for row in results["searches"]:
-        print(f"lam={row['lam']:+g}: {row['arch']}  (val acc {row['acc']:.2f}%, "
-              f"{row['spikes']:,.0f} spikes, fitness {row['fitness']:.3f})")
+    energy.print_searches(run_snn_search(args.supernet, args.out, [*overrides, *args.overrides],
+                                         force=args.force, config=args.config))
 
 
 def cmd_snn_train(args: argparse.Namespace) -> None:
@@ -220,7 +213,9 @@ def cmd_snn_train(args: argparse.Namespace) -> None:
             "--lam (it picks a search in --arch SEARCH_DIR)"]
         arch = _searched_arch(args)
         check_resume(args, args.resume, {**_snn_options(args), "--arch": ("snn.arch", arch),
-                                         "--model": ("snn.model", args.model)}, also=also)
+                                         "--model": ("snn.model", args.model),
+                                         "--energy-profile": ("snn.energy_profile",
+                                                              args.energy_profile)}, also=also)
         results = resume_snn_train(args.resume, resume_overrides(args))
     else:
         if not args.out:
@@ -229,12 +224,14 @@ def cmd_snn_train(args: argparse.Namespace) -> None:
             raise NasforgeError("snn train: --lam picks a search in --arch SEARCH_DIR; "
                                 "give --arch a search run directory")
         cfg = config_from_args(args, **_snn_sets(args), **{"snn.arch": _searched_arch(args),
-                                                            "snn.model": args.model})
+                                                            "snn.model": args.model,
+                                                            "snn.energy_profile":
+                                                                args.energy_profile})
         results = run_snn_train(cfg, args.out, force=args.force)
     spikes = ("no spikes (ReLU network)" if results["spikes"] is None
               else f"{results['spikes']:,.0f} spikes per image")
     print(f"{results['label']}: test acc {results['test_acc']:.2f}%, {spikes}, "
-          f"{results['params_m']:.3f}M params")
+          f"{results['params_m']:.3f}M params{energy.train_text(results)}")
 
 
 def cmd_snn_quality(args: argparse.Namespace) -> None:

@@ -57,6 +57,11 @@ class SearchStrategy(nn.Module):
     sparse: bool = False
     """True when op weights are mostly exact zeros: the network then skips those ops."""
 
+    options: tuple[type, ...] = ()
+    """The option groups of :mod:`nasforge.config` this algorithm reads besides
+    :class:`~nasforge.config.SearchCore` (GDAS: ``TemperatureOptions``); what
+    ``nasforge config show --algo`` lists and tests/search/test_options.py holds it to."""
+
     @classmethod
     def prepare(cls, cfg: SearchConfig, image_size: int) -> SearchConfig:
         """Adjust the search settings before the network is built (EcoDARTS's c4r2, ...)."""

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Beta
 
-from nasforge.config import SearchConfig
+from nasforge.config import BtNASOptions, SearchConfig
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -46,6 +46,8 @@ class BtNAS(DrawStream, SearchStrategy):
     see sampled strengths, as Eq. 4.5's w*(θ) and §4.3's multi-model-forgetting argument
     require); ``strengths()`` is the mean used for derivation.
     """
+
+    options = (BtNASOptions,)
 
     @classmethod
     def validate(cls, cfg: SearchConfig) -> None:

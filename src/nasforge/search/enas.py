@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasforge.config import SearchConfig
+from nasforge.config import ENASOptions, SearchConfig
 from nasforge.distributed import current
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
@@ -98,6 +98,8 @@ Picker = Callable[[Tensor], int]
 @STRATEGIES.register("enas")
 class ENAS(DrawStream, SearchStrategy):
     """An LSTM controller over DARTS cells, trained by REINFORCE on shared weights."""
+
+    options = (ENASOptions,)
 
     sparse = True
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.config import SearchConfig
+from nasforge.config import FairDARTSOptions, SearchConfig
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.spaces.darts.search_network import SearchNetwork
 
@@ -28,6 +28,8 @@ def zero_one_loss(strengths: list[torch.Tensor]) -> torch.Tensor:
 @STRATEGIES.register("fairdarts")
 class FairDARTS(SearchStrategy):
     """α ∈ R^{E×K} per cell type, zero-initialised; op weights σ(α); first order."""
+
+    options = (FairDARTSOptions,)
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)

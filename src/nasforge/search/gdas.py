@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasforge.config import SearchConfig
+from nasforge.config import SearchConfig, TemperatureOptions
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.search.sampling import DrawStream
 from nasforge.spaces.darts.search_network import SearchNetwork
@@ -79,6 +79,8 @@ def gumbel_hard(alpha: Tensor, tau: float, gumbels: Tensor) -> tuple[Tensor, Ten
 @STRATEGIES.register("gdas")
 class GDAS(DrawStream, SearchStrategy):
     """α ∈ R^{E×K} per cell type (``arch_init_std``·N(0, 1)); op weights are Gumbel one-hots."""
+
+    options = (TemperatureOptions,)
 
     sparse = True
 

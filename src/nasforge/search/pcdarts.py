@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nasforge.config import SearchConfig
+from nasforge.config import PCDARTSOptions, SearchConfig
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES
 from nasforge.search.darts import DARTS
@@ -105,6 +105,8 @@ def edge_weights(betas: Tensor, nodes: int) -> Tensor:
 @STRATEGIES.register("pcdarts")
 class PCDARTS(DARTS):
     """First-order DARTS on a partial-channel super-network with edge normalisation."""
+
+    options = (PCDARTSOptions,)
 
     @classmethod
     def validate(cls, cfg: SearchConfig) -> None:

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasforge.config import SearchConfig
+from nasforge.config import PRDARTSOptions, SearchConfig, TemperatureOptions
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy, StepContext
 from nasforge.search.gdas import held_logits, linear_tau
 from nasforge.search.sampling import DrawStream
@@ -98,6 +98,8 @@ class GateSample:
 @STRATEGIES.register("prdarts")
 class PRDARTS(DrawStream, SearchStrategy):
     """α ∈ R^{E×K} per cell type (``arch_init_std``·N(0, 1)); gates select ``keep_ops`` ops."""
+
+    options = (TemperatureOptions, PRDARTSOptions)
 
     sparse = True
 

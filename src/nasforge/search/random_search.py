@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nasforge.config import Config, SearchConfig
+from nasforge.config import Config, RandomOptions, SearchConfig
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
@@ -191,13 +191,20 @@ def _model(cfg: Config, sampler: CellSampler, strengths: dict[str, Tensor], data
         return _Fixed(net, {k: v.to(device) for k, v in strengths.items()}).to(device)
     from nasforge.spaces.darts.eval_network import NetworkCIFAR
 
+    return NetworkCIFAR(standalone_genotype(sampler, strengths), s.channels, data.num_classes,
+                        s.layers, auxiliary=False, in_channels=data.channels).to(device)
+
+
+def standalone_genotype(sampler: CellSampler, strengths: dict[str, Tensor]) -> Genotype:
+    """The DARTS-space genotype random search trains and writes for a drawn cell: in
+    ``tabular-digits`` the drawn normal cell with the table's fixed reduction cell (what
+    the table trained, so ``nasforge train`` retrains the network that was scored)."""
     genotype = sampler.genotype(strengths)
     if sampler.space_name == "tabular-digits":
         from nasforge.benchmarks.tabular import genotype_of
 
-        genotype = genotype_of(genotype.normal)  # the table's fixed reduction cell
-    return NetworkCIFAR(genotype, s.channels, data.num_classes, s.layers, auxiliary=False,
-                        in_channels=data.channels).to(device)
+        genotype = genotype_of(genotype.normal)
+    return genotype
 
 
 def _read_done(path: Path, texts: list[str]) -> list[dict]:
@@ -263,7 +270,8 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
         if cfg.data.proxy:
             training_indices(cfg, len(data.train))
     cells = draw_cells(sampler, s.samples, cfg.run.seed)  # before any directory is made
-    texts = [sampler.text(w) for w in cells]
+    texts = [sampler.text(w) if oneshot is not None else
+             format_genotype(standalone_genotype(sampler, w)) for w in cells]
     dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
     device = dist.device
     path = out / SAMPLES
@@ -339,6 +347,8 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
 class RandomSearch(SearchStrategy):
     """No super-network and no architecture parameters: the search loop hands the whole run
     to :func:`run_random_search` (its ``run_standalone``)."""
+
+    options = (RandomOptions,)
 
     run_standalone = staticmethod(run_random_search)
 

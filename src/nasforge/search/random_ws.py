@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nasforge.config import SearchConfig
+from nasforge.config import RandomOptions, SearchConfig
 from nasforge.errors import NasforgeError
 from nasforge.search.base import STRATEGIES, EpochEnd, SearchStrategy, StepContext
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
@@ -33,6 +33,8 @@ from nasforge.search.sampling import DrawStream
 @ONESHOT_STRATEGIES.register("random-ws")
 class RandomWS(DrawStream, SearchStrategy):
     """Uniform paths in the weight steps, a ranking of ``search.samples`` cells at the end."""
+
+    options = (RandomOptions,)
 
     sparse = True
 

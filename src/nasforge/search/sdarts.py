@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasforge.config import SearchConfig
+from nasforge.config import SDARTSOptions, SearchConfig
 from nasforge.distributed import current
 from nasforge.search.base import CELL_TYPES, STRATEGIES, StepContext
 from nasforge.search.darts import DARTS
@@ -104,6 +104,8 @@ def pgd_linf(network: SearchNetwork, clean: Weights, batch: tuple, eps: float, s
 
 class SDARTS(DARTS):
     """DARTS with a perturbed softmax(α) in the weight step; subclasses choose the attack."""
+
+    options = (SDARTSOptions,)
 
     def __init__(self, network: SearchNetwork, cfg: SearchConfig) -> None:
         super().__init__(network, cfg)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nasforge.config import SearchConfig
+from nasforge.config import SearchConfig, SGASOptions
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, StepContext
 from nasforge.search.darts import DARTS
@@ -77,6 +77,8 @@ def is_decision_epoch(epoch: int, start: int, every: int) -> bool:
 @STRATEGIES.register("sgas")
 class SGAS(DARTS):
     """First-order DARTS whose edges are fixed one per decision epoch and cell type."""
+
+    options = (SGASOptions,)
 
     sparse = True
 

@@ -138,12 +138,15 @@ def build_snn_model(name: str, channels: int = 16, timesteps: int = 8, num_class
 
 def describe_snn_model(name: str, channels: int = 16, dataset: str = "cifar10",
                        timesteps: int = 8, measure: bool = False, batch: int = 4,
-                       convention: str = "thesis") -> dict:
+                       convention: str = "thesis", profile: str = "45nm") -> dict:
     """Parameters, neurons and (``measure``) spikes per image of a hand-crafted baseline,
     as :func:`nasforge.snn.spikes.describe_snn` reports them for a searched architecture
     (Table 5.4's baseline rows: ``nasforge snn describe --model NAME --channels C``)."""
     from nasforge.describe import MAX_DESCRIBE_PARAMS, check_snn_input
+    from nasforge.snn.energy import PROFILES, measure_energy
     from nasforge.snn.spikes import DATASET_SHAPES, _sample_batch, count_spikes
+
+    PROFILES.get(profile)
 
     if dataset not in DATASET_SHAPES:
         raise NasforgeError(
@@ -170,4 +173,5 @@ def describe_snn_model(name: str, channels: int = 16, dataset: str = "cifar10",
         result = count_spikes(model, x, convention)
         info.update(spikes_per_image=result["total"], convention=convention, batch=batch,
                     data="digits" if dataset == "digits" else "random")
+        info["energy"] = measure_energy(model, x, profile)
     return info

@@ -21,6 +21,7 @@ from torch import nn
 from nasforge.distributed import Dist
 from nasforge.errors import NasforgeError
 from nasforge.runtime import LossWatch, autocast
+from nasforge.snn.energy import energy_counter
 from nasforge.snn.neuron import reset_net
 from nasforge.snn.spikes import spike_counter
 
@@ -47,11 +48,16 @@ class EpochStats:
     spikes: float | None = None  # per image, summed over T
     per_layer: dict[str, float] | None = None
     rates: dict[str, float] | None = None
+    energy: dict[str, dict[str, float]] | None = None  # per layer: SOPs, MACs per image
 
 
 def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps: int,
-           dist: Dist) -> EpochStats:
+           dist: Dist, energy=None) -> EpochStats:  # noqa: ANN001
     loss, correct = dist.sum_([loss, correct.double()])
+    if energy is not None and dist.enabled:
+        dist.sum_([*energy.sops.values(), *energy.macs.values()])
+        (images,) = dist.sum_counts(energy.images)
+        energy.images = int(images)
     (n,) = (int(v) for v in dist.sum_counts(n))
     if counter is not None and dist.enabled:
         dist.sum_(counter.sums.values())
@@ -62,6 +68,8 @@ def _stats(loss: torch.Tensor, correct: torch.Tensor, n: int, counter, timesteps
         spikes = counter.result(timesteps)
         stats.spikes, stats.per_layer, stats.rates = (
             spikes["total"], spikes["per_layer"], spikes["rates"])
+    if energy is not None:
+        stats.energy = energy.counts()
     return stats
 
 
@@ -111,9 +119,11 @@ def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer, epo
 @torch.no_grad()
 def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: str = "mse",
                    dtype: torch.dtype | None = None, count: str | None = None,
-                   timesteps: int = 1, dist: Dist | None = None) -> EpochStats:
+                   timesteps: int = 1, dist: Dist | None = None,
+                   energy: bool = False) -> EpochStats:
     """Loss, accuracy (%) and optionally spikes per image over ``batches`` in eval mode
-    (data-parallel: each rank evaluates its part of every batch)."""
+    (data-parallel: each rank evaluates its part of every batch). ``energy`` also counts
+    synaptic operations and MACs per layer (:mod:`nasforge.snn.energy`)."""
     dist = dist or Dist()
     model.eval()
     device = next(model.parameters()).device
@@ -121,7 +131,8 @@ def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: st
     correct = torch.zeros((), device=device)
     n = 0
     reset_net(model)
-    with spike_counter(model, count) if count else contextlib.nullcontext() as counter:
+    with (spike_counter(model, count) if count else contextlib.nullcontext() as counter,
+          energy_counter(model) if energy else contextlib.nullcontext() as ops):
         for step, (x, y) in dist.enumerate_shards(batches, 0, train=False):
             with autocast(device, dtype):
                 rates = forward(x, step).float()
@@ -129,7 +140,7 @@ def evaluate_rates(model: nn.Module, batches, *, forward: Forward, loss_kind: st
             correct += (rates.argmax(1) == y).sum()
             n += len(y)
             reset_net(model)
-    return _stats(loss_sum, correct, n, counter, timesteps, dist)
+    return _stats(loss_sum, correct, n, counter, timesteps, dist, ops)
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]

@@ -6,6 +6,10 @@ out, with the super-network's weights: accuracy and spikes per image. Scores liv
 them; only the fitness changes with λ, so a new λ costs seconds, not a retraining.
 With ``snn.bn_recalibrate_batches=N`` each architecture's BatchNorm statistics are first
 recomputed on N batches of the super-network's training split (and restored afterwards).
+Every score also measures the path's energy per image (``snn.energy_profile``,
+:mod:`nasforge.snn.energy`), which ``snn.energy_lam`` and ``snn.max_energy`` use; with
+``snn.warm_start=M`` round 1 keeps the pool best of M random paths by a zero-cost proxy
+(``snn.warm_proxy``) computed on untrained networks of the super-network's shape.
 """
 
 from __future__ import annotations
@@ -32,11 +36,15 @@ from nasforge.outputs import check_new_dir, create_run_dir, is_run_dir
 from nasforge.rerun import other_settings_error, setting_differences
 from nasforge.runtime import amp_dtype, load_run_config, pick_device, write_results
 from nasforge.snn.data import load_snn_data, snn_batches
+from nasforge.snn.energy import PROFILES, energy_summary
 from nasforge.snn.epoch import evaluate_rates
 from nasforge.snn.evolution import (
     Arch,
+    Proxy,
+    Scores,
     arch_from_text,
     arch_to_text,
+    check_energy_options,
     check_lam,
     evolutionary_search,
     random_search,
@@ -52,7 +60,7 @@ def lam_dir(out: Path, lam: float) -> Path:
 
 
 def _read_cache(path: Path, supernet: str, scoring: dict[str, Any] | None = None
-                ) -> dict[Arch, tuple[float, float]]:
+                ) -> dict[Arch, Scores]:
     if not path.exists():
         return {}
     try:
@@ -65,10 +73,10 @@ def _read_cache(path: Path, supernet: str, scoring: dict[str, Any] | None = None
     if data.get("scoring", {}) != (scoring or {}):
         raise NasforgeError(f"{path} holds scores made with other scoring settings "
                             f"({data.get('scoring', {})}, now {scoring or {}}); use a new --out")
-    return {arch_from_text(a): (v[0], v[1]) for a, v in data["scores"].items()}
+    return {arch_from_text(a): tuple(v) for a, v in data["scores"].items()}
 
 
-def _write_cache(path: Path, supernet: str, cache: dict[Arch, tuple[float, float]],
+def _write_cache(path: Path, supernet: str, cache: dict[Arch, Scores],
                  scoring: dict[str, Any] | None = None) -> None:
     atomic_write_json(path, {"supernet": supernet, "scoring": scoring or {}, "scores": {
         arch_to_text(a): list(v) for a, v in cache.items()}})
@@ -105,6 +113,18 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     s = cfg.snn
     for lam in s.lams:
         check_lam(lam)
+    check_energy_options(s.energy_lam, s.max_energy)
+    profile = PROFILES.get(s.energy_profile)
+    if s.warm_start:
+        from nasforge.zc.proxies import PROXIES
+
+        PROXIES.get(s.warm_proxy)
+        if s.search_algo != "evolution":
+            raise NasforgeError("snn.warm_start seeds the evolution's first round; the "
+                                f"{s.search_algo} search takes none")
+        if s.warm_start <= s.pool:
+            raise NasforgeError(f"snn.warm_start ({s.warm_start}) must exceed snn.pool "
+                                f"({s.pool}): it draws that many paths and keeps the pool best")
     device = pick_device(cfg.run.device)
     dtype = amp_dtype(device, cfg.run.amp)
     model, meta = load_supernet(supernet_dir, device)
@@ -145,42 +165,53 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     scoring = ({"bn_recalibrate_batches": s.bn_recalibrate_batches, "batch_size": s.batch_size,
                 "seed": cfg.run.seed} if recalibrate else {})
 
-    def evaluate(arch: Arch) -> tuple[float, float]:
+    def evaluate(arch: Arch) -> Scores:
         kill_point("snn-evaluate")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
         return score_path(model, list(arch), val, recalibrate, loss_kind=s.loss, dtype=dtype,
                           count=None if spec["neuron"] == "relu" else convention,
-                          timesteps=spec["timesteps"])
+                          timesteps=spec["timesteps"], profile=profile.name)
 
     cache_path = out / EVALUATIONS
     cache = _read_cache(cache_path, str(supernet_dir.resolve()), scoring)
     length = model.num_tbd
+    proxy = warm_proxy(cfg, spec, data, supernet_dir, device) if s.warm_start else None
     t0 = time.perf_counter()
     summary: list[dict[str, Any]] = []
     for lam in s.lams:
         folder = lam_dir(out, lam)
         folder.mkdir(exist_ok=True)
         common = dict(blocks=s.blocks, length=length, lam=lam, n_avg=n_avg, seed=cfg.run.seed,
-                      top_k=s.top_k, progress=cfg.run.progress, cache=cache)
+                      top_k=s.top_k, progress=cfg.run.progress, cache=cache,
+                      energy_lam=s.energy_lam, max_energy=s.max_energy)
         try:
             if s.search_algo == "random":
                 result = random_search(evaluate, budget=s.budget, **common)
             else:
+                warm = dict(warm_start=s.warm_start, proxy_name=s.warm_proxy,
+                            proxy=proxy) if s.warm_start else {}
                 result = evolutionary_search(
                     evaluate, rounds=s.rounds, pool=s.pool, mutations=s.mutations,
                     crossovers=s.crossovers, mutation_prob=s.mutation_prob,
-                    state_path=folder / "state.json", **common)
+                    state_path=folder / "state.json", **common, **warm)
         finally:
             _write_cache(cache_path, str(supernet_dir.resolve()), cache, scoring)
         atomic_write_json(folder / "result.json", result.to_json())
         result.write_history_csv(folder / "history.csv")
         atomic_write_text(folder / "arch.txt", arch_to_text(result.best) + "\n")
         best = result.best_row
-        summary.append({"lam": lam, "arch": arch_to_text(best.arch), "acc": best.acc,
-                        "spikes": best.spikes, "fitness": best.fitness,
-                        "evaluate_calls": result.evaluate_calls, "dir": folder.name})
+        row = {"lam": lam, "arch": arch_to_text(best.arch), "acc": best.acc,
+               "spikes": best.spikes, "fitness": best.fitness,
+               "evaluate_calls": result.evaluate_calls, "dir": folder.name}
+        if best.energy is not None:
+            row["energy"] = best.energy
+        if s.max_energy is not None:
+            row["over_budget"] = len(result.over_budget)
+        summary.append(row)
     summary = _merge_earlier(out, summary, s.search_algo)
     results = {"stage": "snn-search", "supernet": str(supernet_dir), "algo": s.search_algo,
                "n_avg": n_avg, "convention": convention, "supernet_finished": meta["finished"],
+               "energy_profile": profile.name, "energy_lam": s.energy_lam,
+               "max_energy": s.max_energy,
                "searches": summary, "architectures_scored": len(cache),
                "seconds": time.perf_counter() - t0}
     write_results(out, results)
@@ -210,15 +241,62 @@ def _check_same_search(out: Path, cfg: Config, supernet_dir: Path) -> None:
 
 
 def score_path(model, path: list[str], val, recalibrate=(), *, loss_kind: str = "mse",
-               dtype=None, count: str | None = "thesis", timesteps: int = 1
-               ) -> tuple[float, float]:
+               dtype=None, count: str | None = "thesis", timesteps: int = 1,
+               profile: str | None = None) -> Scores:
     """Accuracy (%) and spikes per image of one path of ``model`` (a super-network) on
-    ``val``, after recalibrating its BatchNorm statistics on ``recalibrate`` (if any)."""
+    ``val``, after recalibrating its BatchNorm statistics on ``recalibrate`` (if any);
+    with an energy ``profile`` also its energy in µJ per image (a third value)."""
     forward = lambda x, _step=0: model(x, path)  # noqa: E731
     with recalibrated_bn(model, recalibrate, forward) if recalibrate else nullcontext():
         stats = evaluate_rates(model, val, forward=forward, loss_kind=loss_kind, dtype=dtype,
-                               count=count, timesteps=timesteps)
-    return stats.acc, stats.spikes or 0.0
+                               count=count, timesteps=timesteps, energy=profile is not None)
+    if profile is None:
+        return stats.acc, stats.spikes or 0.0
+    return stats.acc, stats.spikes or 0.0, energy_summary(stats.energy or {}, profile)[
+        "energy_uj"]
+
+
+def warm_proxy(cfg: Config, spec: dict[str, Any], data, supernet_dir: Path,  # noqa: ANN001
+               device) -> Proxy:  # noqa: ANN001
+    """Scores of ``snn.warm_proxy`` for a list of paths: each on an untrained network of the
+    super-network's shape (``torch.manual_seed(run.seed)`` before each one, as
+    ``nasforge zc score`` does), on one seeded batch of the super-network's training split."""
+    import torch
+
+    from nasforge.snn.backbone import SNNBackbone
+    from nasforge.snn.blocks import bn_mode
+    from nasforge.snn.epoch import rate_loss
+    from nasforge.snn.neuron import neuron_kind
+    from nasforge.zc.proxies import PROXIES
+    from nasforge.zc.sample import SNNRates
+
+    s = cfg.snn
+    if data.frames:
+        raise NasforgeError("snn.warm_start scores static images; event-frame data sets "
+                            f"({data.name}) take none")
+    proxy = PROXIES.get(s.warm_proxy)
+    size = max(proxy.batch_size, 2)
+    train_idx = read_index_file(supernet_dir / "train.txt", len(data.train))
+    x, y = next(iter(snn_batches(data, data.train, min(size, len(train_idx)), device=device,
+                                 indices=train_idx, seed=cfg.run.seed).epoch(0)))
+
+    def loss(rates, target):  # noqa: ANN001, ANN202
+        return rate_loss(rates, target, s.loss)
+
+    memo: dict[Arch, float] = {}  # one score per path for all λ of the call
+
+    def score(archs) -> list[float]:  # noqa: ANN001
+        return [memo[a] if a in memo else memo.setdefault(a, one(a)) for a in archs]
+
+    def one(arch: Arch) -> float:
+        torch.manual_seed(cfg.run.seed)
+        with neuron_kind(spec["neuron"]), bn_mode(spec.get("bn", "per-step")):
+            net = SNNBackbone(list(arch), spec["channels"], spec["timesteps"],
+                              spec["num_classes"], spec["in_size"], spec["in_channels"],
+                              spec["variant"], spec["space"])
+        return proxy(SNNRates(net.to(device)), x, y, loss)
+
+    return score
 
 
 def resume_snn_search(out: str | Path) -> dict:

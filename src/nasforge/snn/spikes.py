@@ -135,9 +135,15 @@ def _sample_batch(dataset: str, timesteps: int, batch: int) -> torch.Tensor:
 
 def describe_snn(arch: str, channels: int = 16, dataset: str = "cifar10", timesteps: int = 8,
                  measure: bool = False, batch: int = 4, convention: str = "thesis",
-                 variant: str | None = None, space: str = "default") -> dict:
-    """Parameters, neuron count and (``measure``) spikes per image of one architecture."""
+                 variant: str | None = None, space: str = "default",
+                 profile: str = "45nm") -> dict:
+    """Parameters, neuron count and (``measure``) spikes per image of one architecture,
+    with its SOPs, MACs and energy per image under ``profile`` (``info["energy"]``,
+    :func:`nasforge.snn.energy.measure_energy`)."""
     from nasforge.snn.backbone import SNNBackbone
+    from nasforge.snn.energy import PROFILES
+
+    PROFILES.get(profile)
 
     if dataset not in DATASET_SHAPES:
         raise NasforgeError(
@@ -163,4 +169,7 @@ def describe_snn(arch: str, channels: int = 16, dataset: str = "cifar10", timest
         result = count_spikes(model, x, convention)
         info.update(spikes_per_image=result["total"], convention=convention, batch=batch,
                     data="digits" if dataset == "digits" else "random")
+        from nasforge.snn.energy import measure_energy
+
+        info["energy"] = measure_energy(model, x, profile)
     return info

@@ -4,7 +4,9 @@ The network is a searched architecture (``snn.arch``: block names on the backbon
 hand-crafted baseline (``snn.model``); both train under one protocol: Adam 1e-3 without a
 schedule, batch 96, 600 epochs, pad-crop + flip + cutout 16 on static data, MSE between the
 voting layer's firing rates and one-hot labels. The result reports test accuracy, spikes
-per image (both conventions), parameters, and a per-layer spike profile for the figures.
+per image (both conventions), parameters, synaptic operations, MACs and the energy estimate
+per image (``snn.energy_profile``, :mod:`nasforge.snn.energy`), and a per-layer spike
+profile for the figures.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from nasforge.skeleton import CHECKPOINT, Epoch, EpochRun, Stage, run_stage
 from nasforge.snn.backbone import SNNBackbone
 from nasforge.snn.blocks import bn_mode
 from nasforge.snn.data import SNNData, load_snn_data, snn_batches, static_augment
+from nasforge.snn.energy import DEFAULT_PROFILE, PROFILES, energy_summary
 from nasforge.snn.epoch import adam, evaluate_rates, restore_training, train_epoch
 from nasforge.snn.neuron import neuron_kind
 
@@ -73,17 +76,23 @@ def network_label(spec: dict[str, Any]) -> str:
 
 
 def measure(model: nn.Module, batches, *, loss_kind: str, dtype: torch.dtype | None,
-            timesteps: int, spiking: bool = True) -> dict[str, Any]:
-    """Test accuracy and spikes per image under both conventions, with per-layer profiles.
+            timesteps: int, spiking: bool = True, profile: str = DEFAULT_PROFILE
+            ) -> dict[str, Any]:
+    """Test accuracy, spikes per image under both conventions (with per-layer profiles)
+    and SOPs, MACs and energy per image under ``profile``.
 
-    A ReLU network (``spiking=False``) has no spikes: those fields are None.
+    A ReLU network (``spiking=False``) has no spikes: those fields are None (its energy is
+    all MACs).
     """
     forward = lambda x, _step: model(x)  # noqa: E731
     thesis = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind, dtype=dtype,
-                            count="thesis" if spiking else None, timesteps=timesteps)
+                            count="thesis" if spiking else None, timesteps=timesteps,
+                            energy=True)
+    energy = energy_summary(thesis.energy or {}, profile)
     out = {"test_acc": thesis.acc, "test_loss": thesis.loss, "spikes": thesis.spikes,
            "spikes_neurons": None, "per_layer": thesis.per_layer, "rates": None,
-           "examples": thesis.examples}
+           "examples": thesis.examples, "sops": energy["sops"], "macs": energy["macs"],
+           "energy_uj": energy["energy_uj"], "energy_profile": energy["profile"]}
     if spiking:
         neurons = evaluate_rates(model, batches, forward=forward, loss_kind=loss_kind,
                                  dtype=dtype, count="neurons", timesteps=timesteps)
@@ -114,6 +123,7 @@ class SNNTrainStage(Stage):
     def __init__(self, cfg: Config, out: Path, *, resume: bool, force: bool) -> None:
         s = cfg.snn
         self.cfg, self.out = cfg, out
+        PROFILES.get(s.energy_profile)  # a typo fails before anything runs
         device = self.device = pick_device(cfg.run.device)
         self.dtype = dtype = amp_dtype(device, cfg.run.amp)
         data = load_snn_data(cfg.data.dataset, cfg.data.root, timesteps=s.timesteps,
@@ -171,7 +181,8 @@ class SNNTrainStage(Stage):
                          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}},
                         out / MODEL)
         metrics = measure(model, self.test_batches, loss_kind=s.loss, dtype=self.dtype,
-                          timesteps=s.timesteps, spiking=s.neuron == "plif")
+                          timesteps=s.timesteps, spiking=s.neuron == "plif",
+                          profile=s.energy_profile)
         per_layer, rates = metrics.pop("per_layer"), metrics.pop("rates")
         if per_layer is not None:
             atomic_write_json(out / "spikes.json", {"label": network_label(spec),

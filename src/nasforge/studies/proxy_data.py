@@ -25,8 +25,10 @@ from nasforge.rerun import other_settings_error, setting_differences
 
 FIELDS = ("algo", "method", "size", "k", "seed", "test_acc", "val_acc", "rank", "percentile",
           "params", "search_seconds", "examples_seen", "genotype")
-PLAN_KEYS = ("study.algos", "study.methods", "study.sizes", "study.seeds")
-"""Which rows a study makes; a re-run may change them (finished rows are kept)."""
+PLAN_KEYS = ("study.algos", "study.methods", "study.sizes", "study.seeds", "study.bench")
+"""What a re-run may change: which rows the study makes, and the table that scores them
+(finished runs are kept; every row is looked up again, so a new ``study.bench`` re-scores
+the finished searches without running them)."""
 ENTROPY_KEYS = ("data", "entropy", "run.seed", "proxy.entropy")
 """Settings the study's own ``entropy.tsv`` depends on."""
 SELECTION_KEYS = (*ENTROPY_KEYS, "proxy")

@@ -97,21 +97,25 @@ def _batch_needed(proxies: Sequence[str], batch: int | None) -> int:
     return max([PROXIES.get(p).batch_size for p in proxies] + [2])
 
 
-def load_batch(dataset: str, size: int, seed: int) -> ProxyBatch:
+def load_batch(dataset: str, size: int, seed: int, *, indices: Tensor | None = None,
+               root: str | None = None, upscale: int | None = None) -> ProxyBatch:
     """``size`` training examples of ``dataset`` drawn without replacement by ``seed``,
-    scaled to [0, 1] and normalised with the data set's mean and std (no augmentation)."""
+    scaled to [0, 1] and normalised with the data set's mean and std (no augmentation).
+    With ``indices`` (a proxy subset) the examples are drawn among those training rows."""
     from nasforge.data import Split, load_dataset
 
-    data = load_dataset(dataset)
+    data = load_dataset(dataset, root, upscale=upscale)
     if not isinstance(data.train, Split):
         raise NasforgeError(f"zero-cost scoring reads in-memory data sets; {dataset} is an "
                             "image folder")
-    n = len(data.train)
+    n = len(data.train) if indices is None else len(indices)
     if size > n:
-        raise NasforgeError(f"batch of {size} asked from {dataset}, whose training split "
-                            f"has {n} examples")
+        where = f"{dataset}, whose training split" if indices is None else "the proxy subset, which"
+        raise NasforgeError(f"batch of {size} asked from {where} has {n} examples")
     gen = torch.Generator().manual_seed(int(seed))
     rows = torch.randperm(n, generator=gen)[:size]
+    if indices is not None:
+        rows = torch.as_tensor(indices, dtype=torch.long)[rows]
     x = data.train.x[rows].float() / 255.0
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
