@@ -132,3 +132,15 @@ def test_report_on_a_corrupt_results_json(runs_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{run / 'results.json'} is corrupt" in err
+
+
+def test_a_search_without_epochs_shows_no_epoch_budget(tmp_path, proxy_file):
+    """random / zc-* runs score cells one by one and keep no epoch log: their progress is
+    "-", not "?/50" (search.epochs is not their budget)."""
+    out = tmp_path / "zc"
+    assert main(["search", "--algo", "zc-random", "--dataset", "digits", "--out", str(out),
+                 "--proxy", str(proxy_file), "--set", "search.space=tabular-digits",
+                 "--set", "search.nodes=2", "--set", "search.samples=3",
+                 "--set", "search.zc_proxies=params", "--no-progress"]) == 0
+    info = run_info(out)
+    assert (info.status, info.kind, info.progress) == ("done", "search", "-")

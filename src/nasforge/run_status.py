@@ -230,7 +230,9 @@ def run_info(run_dir: str | Path, *, active: float = ACTIVE_SECONDS,
     epoch = len(rows) if kind in LOGS else None
     epochs = configured_epochs(kind, config)
     if results and kind in LOGS and epochs is not None and epoch == 0:
-        epoch = None  # finished without a log (e.g. scored with given weights)
+        # finished without a log: scored with given weights, or a search without epochs
+        # (random, zc-*: cells scored one by one), whose budget is not search.epochs
+        epoch = epochs = None
     age = max(0.0, now - _latest_change(run_dir))
     if corrupt:  # written atomically, so never half-way: it was damaged afterwards
         status = "failed"
