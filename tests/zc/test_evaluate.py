@@ -16,7 +16,7 @@ from scipy.stats import spearmanr
 
 from benchmarks.test_nasbench101 import write_tfrecord
 from conftest import run_cli
-from nasforge.benchmarks.nasbench101 import convert, hash_of, prune
+from nasforge.benchmarks.nasbench101 import convert, prune
 from nasforge.config import load_config
 from nasforge.errors import NasforgeError
 from nasforge.snn.quality import run_snn_quality
@@ -24,34 +24,12 @@ from nasforge.spaces.nb101.space import ONESHOT_SPACES
 from nasforge.zc.evaluate import quality_runs, zc_eval_nb101, zc_eval_snn
 from nasforge.zc.sample import NetSettings, Sample, sample_architectures
 from nasforge.zc.score import load_batch, score_architectures
+from search import test_oneshot_search
+from search.test_oneshot_search import made_up_accuracy
 
 SS1 = ONESHOT_SPACES.get("1shot1-ss1")
+ss1_table = test_oneshot_search.ss1_table  # every SS1 cell, made-up accuracies (fixture)
 FAST = ["params", "synflow", "grad_norm"]
-
-
-def made_up_accuracy(ops: list[str]) -> float:
-    return 0.80 + 0.03 * ops.count("conv3x3-bn-relu") - 0.005 * len(ops)
-
-
-@pytest.fixture(scope="module")
-def ss1_table(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nb101zc")
-    cells = {}
-    for arch in SS1.architectures():
-        matrix, ops = prune(*SS1.to_spec(arch))
-        cells.setdefault(hash_of(matrix, ops), (matrix, ops))
-    cells = list(cells.values())
-
-    def metrics(c, epochs, repeat):
-        acc = made_up_accuracy(cells[c][1])
-        return {"train": 1.0, "valid": acc, "test": acc + (repeat - 1) * 0.001,
-                "time": 10.0, "params": 1000 + c}
-
-    record = root / "ss1.tfrecord"
-    write_tfrecord(record, budgets=(108,), cells=cells, metrics=metrics)
-    table = root / "ss1.npz"
-    convert(record, table, progress=False)
-    return table
 
 
 def test_nb101_accuracies_and_correlations_match_an_independent_computation(ss1_table,

@@ -86,16 +86,9 @@ def search_energy_rows(search_dir: str | Path, lam: float | None = None
                        ) -> tuple[dict[str, Any], list[dict], list[dict]]:
     """``(result, rows, over_budget)`` of the search of ``lam`` (default: the first) in an
     ``snn search`` directory; a search scored without energies is a one-line error."""
-    from nasforge.analysis.snn_plots import _read_run_json
-    from nasforge.snn.search import lam_dir
+    from nasforge.analysis.snn_plots import read_search_result
 
-    summary = _read_run_json(Path(search_dir) / "results.json", "an `snn search` run")
-    lams = [row["lam"] for row in summary["searches"]]
-    lam = lams[0] if lam is None else lam
-    if lam not in lams:
-        raise NasforgeError(f"{search_dir} has no search with lam={lam}; it has "
-                            f"{', '.join(str(v) for v in lams)}")
-    result = _read_run_json(lam_dir(Path(search_dir), lam) / "result.json", "a search")
+    result, _ = read_search_result(search_dir, lam)
     rows = [r for r in result["history"] if r.get("energy") is not None]
     over = [r for r in result.get("over_budget", []) if r.get("energy") is not None]
     if not rows and not over:

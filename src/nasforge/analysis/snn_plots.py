@@ -510,10 +510,10 @@ def plot_layer_runs(run_dirs: Sequence[str | Path], path: str | Path, *,
     return plot_layer_spikes(profiles, path, title=title)
 
 
-def plot_search_run(search_dir: str | Path, path: str | Path, *, lam: float | None = None,
-                    title: str | None = None) -> Path:
-    """The evaluations of one search (the one of fitness exponent ``lam``; default: the
-    first) of an ``snn search`` directory, by :func:`plot_search_history`."""
+def read_search_result(search_dir: str | Path, lam: float | None = None
+                       ) -> tuple[dict[str, Any], float]:
+    """``(result.json, lam)`` of the search of fitness exponent ``lam`` (default: the first)
+    in an ``snn search`` directory; an unknown ``lam`` is a one-line error listing them."""
     from nasforge.snn.search import lam_dir
 
     summary = _read_run_json(Path(search_dir) / "results.json", "an `snn search` run")
@@ -522,6 +522,13 @@ def plot_search_run(search_dir: str | Path, path: str | Path, *, lam: float | No
     if lam not in lams:
         raise NasforgeError(f"{search_dir} has no search with lam={lam}; it has "
                             f"{', '.join(str(v) for v in lams)}")
-    result = _read_run_json(lam_dir(Path(search_dir), lam) / "result.json", "a search")
+    return _read_run_json(lam_dir(Path(search_dir), lam) / "result.json", "a search"), lam
+
+
+def plot_search_run(search_dir: str | Path, path: str | Path, *, lam: float | None = None,
+                    title: str | None = None) -> Path:
+    """The evaluations of one search (the one of fitness exponent ``lam``; default: the
+    first) of an ``snn search`` directory, by :func:`plot_search_history`."""
+    result, lam = read_search_result(search_dir, lam)
     return plot_search_history(result["history"], path, best=result["best"],
                                title=title or f"{result['method']} search, lambda={lam:+g}")

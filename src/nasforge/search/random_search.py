@@ -161,6 +161,27 @@ class CellSampler:
         return format_genotype(cell)
 
 
+
+def lookup_tables(s: SearchConfig, oneshot: OneShotSpace | None) -> tuple[Any, Any]:
+    """(tabular benchmark, NAS-Bench-101 table) a search looks its cells up in, either None:
+    ``search.bench`` in a DARTS-cell space, ``search.nb101_table`` in a 1shot1 space."""
+    bench = nb101 = None
+    if s.bench:
+        if oneshot is not None:
+            raise NasforgeError("search.bench holds DARTS-cell tables; in a NAS-Bench-1shot1 "
+                                "space give search.nb101_table")
+        from nasforge.benchmarks.tabular import TabularBenchmark
+
+        bench = TabularBenchmark.load(s.bench)
+        if bench.space.name != s.space:
+            raise NasforgeError(f"benchmark {s.bench} tabulates the {bench.space.name} space; "
+                                f"the search is in search.space={s.space}")
+    elif oneshot is not None and s.nb101_table:
+        from nasforge.benchmarks.nasbench101 import NasBench101Table
+
+        nb101 = NasBench101Table.load(s.nb101_table)
+    return bench, nb101
+
 def draw_cells(sampler: CellSampler, n: int, seed: int) -> list[dict[str, Tensor]]:
     """The run's N cells: a function of (space settings, n, seed) only."""
     rng = random.Random(f"random-search-{seed}")
@@ -248,21 +269,7 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
         raise NasforgeError("random search trains one cell at a time; run it without torchrun")
     oneshot = check_space(s.space)
     sampler = CellSampler(s, oneshot)
-    bench = nb101 = None
-    if s.bench:
-        if oneshot is not None:
-            raise NasforgeError("search.bench holds DARTS-cell tables; in a NAS-Bench-1shot1 "
-                                "space give search.nb101_table")
-        from nasforge.benchmarks.tabular import TabularBenchmark
-
-        bench = TabularBenchmark.load(s.bench)
-        if bench.space.name != s.space:
-            raise NasforgeError(f"benchmark {s.bench} tabulates the {bench.space.name} space; "
-                                f"the search is in search.space={s.space}")
-    elif oneshot is not None and s.nb101_table:
-        from nasforge.benchmarks.nasbench101 import NasBench101Table
-
-        nb101 = NasBench101Table.load(s.nb101_table)
+    bench, nb101 = lookup_tables(s, oneshot)
     lookup = bench is not None or nb101 is not None
     data = None
     if not lookup:

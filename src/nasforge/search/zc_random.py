@@ -49,7 +49,7 @@ from nasforge.config import Config, RandomOptions, SearchConfig, ZeroCostOptions
 from nasforge.errors import NasforgeError
 from nasforge.search.base import CELL_TYPES, STRATEGIES, SearchStrategy
 from nasforge.search.oneshot import ONESHOT_STRATEGIES
-from nasforge.search.random_search import CellSampler, draw_cells
+from nasforge.search.random_search import CellSampler, draw_cells, lookup_tables
 from nasforge.spaces.nb101.space import NB101_OPS, OneShotArch, OneShotSpace
 
 SAMPLES = "samples.jsonl"
@@ -314,21 +314,7 @@ def run_zc_search(cfg: Config, out: str | Path, *, resume: bool = False, force: 
         check(s)
     oneshot = check_space(s.space)
     space = ZCSpace(s, oneshot)
-    bench = nb101 = None
-    if s.bench:
-        if oneshot is not None:
-            raise NasforgeError("search.bench holds DARTS-cell tables; in a NAS-Bench-1shot1 "
-                                "space give search.nb101_table")
-        from nasforge.benchmarks.tabular import TabularBenchmark
-
-        bench = TabularBenchmark.load(s.bench)
-        if bench.space.name != s.space:
-            raise NasforgeError(f"benchmark {s.bench} tabulates the {bench.space.name} space; "
-                                f"the search is in search.space={s.space}")
-    elif oneshot is not None and s.nb101_table:
-        from nasforge.benchmarks.nasbench101 import NasBench101Table
-
-        nb101 = NasBench101Table.load(s.nb101_table)
+    bench, nb101 = lookup_tables(s, oneshot)
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
     if not isinstance(data.train, Split):
         raise NasforgeError(f"zero-cost search reads in-memory data sets; {cfg.data.dataset} "

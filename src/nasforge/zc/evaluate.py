@@ -17,7 +17,6 @@ Both return the same dict as :func:`~nasforge.zc.score.zc_eval` (``correlations`
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,9 +31,8 @@ from nasforge.zc.sample import NetSettings, check_space, sample_architectures
 from nasforge.zc.score import (
     ProxyBatch,
     _batch_needed,
-    _jsonable,
     _loss_fn,
-    correlations,
+    eval_result,
     load_batch,
     resolve_proxies,
     score_architectures,
@@ -50,28 +48,6 @@ def score_model(model: nn.Module, names: Sequence[str], data: ProxyBatch, loss, 
         b = batch if batch is not None else max(proxy.batch_size, 1)
         out[name] = proxy(model, data.x[:b], data.y[:b], loss)
     return out
-
-
-def _result(source: str, rows: list[dict[str, Any]], names: list[str], seed: int,
-            batch: int | None, start: float, out: str | Path | None,
-            **extra: Any) -> dict[str, Any]:
-    accs = [float(r["test_acc"]) for r in rows]
-    result = {
-        "benchmark": source,
-        "cells": len(rows),
-        "seed": seed,
-        "batch": batch if batch is not None else {p: PROXIES.get(p).batch_size for p in names},
-        "proxies": names,
-        "correlations": correlations(rows, accs, names),
-        "rows": rows,
-        "seconds": round(time.perf_counter() - start, 1),
-        **extra,
-    }
-    if out is not None:
-        from nasforge.checkpoint import atomic_write_text
-
-        atomic_write_text(out, json.dumps(_jsonable(result), indent=2) + "\n")
-    return result
 
 
 def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 100,
@@ -111,8 +87,8 @@ def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 1
                                settings=NetSettings(channels=channels, layers=layers))
     for row, acc in zip(rows, truth, strict=True):
         row["test_acc"] = acc
-    return _result(f"nas-bench-101 ({space})", rows, names, seed, batch, start, out,
-                   dataset=dataset, channels=channels, layers=layers)
+    return eval_result(f"nas-bench-101 ({space})", rows, truth, names, seed, batch, start,
+                       out, dataset=dataset, channels=channels, layers=layers)
 
 
 def quality_runs(study: str | Path) -> list[tuple[Path, str, float]]:
@@ -178,5 +154,5 @@ def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
         row["seconds"] = round(time.perf_counter() - t0, 4)
         row["test_acc"] = acc
         rows.append(row)
-    return _result(f"snn quality ({Path(study)})", rows, names, seed, batch, start, out,
-                   dataset=dataset)
+    return eval_result(f"snn quality ({Path(study)})", rows, [r["test_acc"] for r in rows],
+                       names, seed, batch, start, out, dataset=dataset)

@@ -267,15 +267,24 @@ def zc_eval(benchmark: str = "tabular-digits", proxies: Sequence[str] | str | No
         q = bench.query(row["arch"])
         row["test_acc_mean"] = q["test_acc_mean"]
         accs.append(q["test_acc_mean"])
+    return eval_result(benchmark, rows, accs, names, seed, batch, start, out)
+
+
+def eval_result(source: str, rows: list[dict[str, Any]], accuracies: Sequence[float],
+                names: list[str], seed: int, batch: int | None, start: float,
+                out: str | Path | None, **extra: Any) -> dict[str, Any]:
+    """The result every ``zc eval`` source returns (and, with ``out``, writes as JSON):
+    the proxies' correlations with ``accuracies`` and every scored row."""
     result = {
-        "benchmark": benchmark,
+        "benchmark": source,
         "cells": len(rows),
         "seed": seed,
         "batch": batch if batch is not None else {p: PROXIES.get(p).batch_size for p in names},
         "proxies": names,
-        "correlations": correlations(rows, accs, names),
+        "correlations": correlations(rows, accuracies, names),
         "rows": rows,
         "seconds": round(time.perf_counter() - start, 1),
+        **extra,
     }
     if out is not None:
         from nasforge.checkpoint import atomic_write_text
