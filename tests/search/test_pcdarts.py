@@ -51,6 +51,20 @@ def test_partial_mixed_op_runs_c_over_k_channels_and_shuffles(stride):
     assert torch.allclose(out, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_k_1_is_the_plain_mixed_op(stride):
+    """partial_k=1 sends every channel through the ops (no bypass): the plain DARTS mixed op
+    with the same weights (it crashed on the empty bypass of stride-2 edges before)."""
+    torch.manual_seed(0)
+    mixed = PartialChannelMixedOp(4, stride, PRIMITIVES, k=1).eval()
+    x = torch.randn(2, 4, 6, 6)
+    w = F.softmax(torch.randn(len(PRIMITIVES)), -1)
+    expected = sum(w[k] * op(x) for k, op in enumerate(mixed.ops))
+    out = mixed(x, w)
+    assert out.shape == (2, 4, 6 // stride, 6 // stride)
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
 def test_edge_weight_scales_the_whole_mixed_op_bypass_included():
     """Weights softmax(α)·b make the edge b · MixedOp(x): the edge-normalised node term."""
     torch.manual_seed(0)
