@@ -368,7 +368,7 @@ class RunConfig:
     device: str = _opt("auto", help="auto, cpu, cuda or cuda:N")
     amp: str = _opt("auto", choices=AMP_CHOICES,
                     help="mixed precision on CUDA (auto = bf16 where supported)")
-    channels_last: bool = _opt(True, help="channels_last memory format on CUDA")
+    channels_last: bool = _opt(True, help="channels_last memory format (CUDA and CPU)")
     progress: bool = _opt(True, help="show progress bars")
     compile: str = _opt("off", choices=COMPILE_CHOICES,
                         help="torch.compile the network in search and retraining (mode)")

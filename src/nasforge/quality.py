@@ -233,12 +233,12 @@ class QualityProtocol:
 def build_protocol(cfg: Config) -> QualityProtocol:
     """Load the data once and batch it on the device; every pair reuses the same batches."""
     from nasforge.data import Augment, load_dataset, make_batches
-    from nasforge.runtime import amp_dtype, pick_device
+    from nasforge.runtime import amp_dtype, pick_device, use_channels_last
 
     t = cfg.train
     device = pick_device(cfg.run.device)
     data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-    channels_last = cfg.run.channels_last and device.type == "cuda"
+    channels_last = use_channels_last(cfg.run.channels_last, device)
     common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
     size = max(t.batch_size, 256)
     return QualityProtocol(
@@ -259,7 +259,7 @@ def train_pair(genotype: Genotype, protocol: QualityProtocol, *,
     """
     from nasforge.describe import count_parameters
     from nasforge.fit import fit
-    from nasforge.runtime import seed_everything
+    from nasforge.runtime import seed_everything, use_channels_last
     from nasforge.search.loop import evaluate
     from nasforge.train import build_eval_network, epoch_lr
 
@@ -268,7 +268,7 @@ def train_pair(genotype: Genotype, protocol: QualityProtocol, *,
     arch = {"network": t.protocol, "channels": t.channels, "num_classes": protocol.num_classes,
             "layers": t.layers, "auxiliary": t.auxiliary, "in_channels": protocol.in_channels}
     model = build_eval_network(genotype, arch).to(protocol.device)
-    if cfg.run.channels_last and protocol.device.type == "cuda":
+    if use_channels_last(cfg.run.channels_last, protocol.device):
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum,
                                 weight_decay=t.weight_decay)

@@ -85,6 +85,16 @@ def compile_module(module: torch.nn.Module, mode: str) -> torch.nn.Module:
     return module
 
 
+def use_channels_last(enabled: bool, device: torch.device) -> bool:
+    """Whether a run keeps images and conv weights in channels_last (``run.channels_last``).
+
+    On CUDA and, since the torch 2.13 backward crash of the 1×1 stride-2 convolution is worked
+    around in ``FactorizedReduce`` (bench/channels_last_crash.py), on CPU too, where the DARTS
+    search step is 1.55–1.67× faster than NCHW (bench/README.md).
+    """
+    return enabled and device.type in ("cpu", "cuda")
+
+
 def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """Autocast dtype for ``amp`` on ``device``; CPU runs in float32."""
     if device.type != "cuda" or amp == "fp32":

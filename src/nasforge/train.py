@@ -34,6 +34,7 @@ from nasforge.runtime import (
     lower_lr_hint,
     pick_device,
     resume_config,
+    use_channels_last,
     write_results,
 )
 from nasforge.search.loop import cosine_lr, evaluate
@@ -98,7 +99,7 @@ class TrainStage(Stage):
             dist.main_only(lambda: atomic_write_text(out / "genotype.txt",
                                                      format_genotype(genotype) + "\n"))
         device = self.device = dist.device
-        channels_last = cfg.run.channels_last and device.type == "cuda"
+        channels_last = use_channels_last(cfg.run.channels_last, device)
         common = dict(mean=data.mean, std=data.std, device=device, channels_last=channels_last)
         self.train_batches = make_batches(data.train, t.batch_size, seed=cfg.run.seed,
                                           augment=Augment(t.crop_pad, t.flip, t.cutout),

@@ -37,10 +37,10 @@ def test_time_search_step_returns_consistent_numbers(one_thread):
     assert r["imgs_per_s"] == pytest.approx(TINY["batch"] / r["step_s"])
     assert (r["algo"], r["device"], r["amp"], r["threads"], r["steps"]) == (
         "darts", "cpu", "fp32", 1, 2)
-    assert r["channels_last"] is False and r["compile"] is False  # the search's CPU layout
+    assert r["channels_last"] is True and r["compile"] is False  # the search's CPU layout
     forced = time_search_step(**TINY, steps=1, warmup=0, threads=1, device="cpu",
-                              channels_last=True)
-    assert forced["channels_last"] is True and forced["step_s"] > 0
+                              channels_last=False)
+    assert forced["channels_last"] is False and forced["step_s"] > 0
 
 
 @pytest.mark.parametrize("algo", ["gdas", "pcdarts", "ecodarts"])

@@ -5,10 +5,9 @@ architecture step on an architecture batch, then one weight step (SGD, gradient-
 AMP scaler where fp16) on a weight batch, both of ``batch`` images, first order. The network
 and strategy are built the way the search loop builds them, the data are random tensors
 already on the device, warm-up steps are not timed and CUDA is synchronised before and after
-the timed steps (never inside them). The layout is the search's (channels_last on CUDA,
-NCHW on CPU) unless ``channels_last`` says otherwise; on CPU channels_last runs this step
-1.3–1.8× faster (bench/README.md), but the search keeps NCHW there because torch 2.13's CPU
-backward crashed in channels_last for the ImageNet-stem network.
+the timed steps (never inside them). The layout is the search's (channels_last on CUDA and
+CPU, :func:`nasforge.runtime.use_channels_last`) unless ``channels_last`` says otherwise; on
+CPU channels_last runs this step 1.3–1.8× faster than NCHW (bench/README.md).
 
 ``step_s`` is the mean wall time of one step; ``imgs_per_s = batch / step_s``, the training
 images (weight batch) per second. Each step also forwards and back-propagates an architecture
@@ -28,7 +27,7 @@ from torch import nn
 
 from nasforge.config import AMP_CHOICES, COMPILE_CHOICES, SearchConfig
 from nasforge.errors import NasforgeError
-from nasforge.runtime import amp_dtype, autocast, pick_device
+from nasforge.runtime import amp_dtype, autocast, pick_device, use_channels_last
 from nasforge.search.base import STRATEGIES, StepContext
 from nasforge.search.loop import build_search, resize
 
@@ -73,7 +72,7 @@ class SearchStep:
         self.device = pick_device(device)
         self.dtype = amp_dtype(self.device, amp)
         if channels_last is None:  # as run_search lays it out
-            channels_last = self.device.type == "cuda"
+            channels_last = use_channels_last(True, self.device)
         self.batch, self.channels_last, self.compile = batch, channels_last, mode
         cfg = replace(SearchConfig(), algo=algo, channels=channels, layers=layers,
                       nodes=nodes, batch_size=batch, order="first")

@@ -73,7 +73,7 @@ def _add_step_parser(bench_sub: argparse._SubParsersAction) -> None:
     q.add_argument("--amp", default="auto", choices=AMP_CHOICES,
                    help="autocast dtype on CUDA (auto: bf16 where supported)")
     q.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
-                   help="time the channels_last layout (default: the search's, i.e. on CUDA)")
+                   help="time the channels_last layout (the default, as the search lays it out)")
     q.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                    help="time the NCHW layout")
     q.add_argument("--compile", nargs="?", const="default", metavar="MODE",

@@ -47,6 +47,7 @@ from nasforge.runtime import (
     autocast,
     lower_lr_hint,
     resume_config,
+    use_channels_last,
     write_results,
 )
 from nasforge.skeleton import Epoch, EpochRun, Stage, run_stage
@@ -324,7 +325,7 @@ def score_entropy(cfg: Config, out: str | Path, *, checkpoint: str | None = None
     dist, dtype = start_run(cfg, run_dir, force=force,
                             fresh=not resume or not (run_dir / "config.yaml").is_file())
     device = dist.device
-    channels_last = cfg.run.channels_last and device.type == "cuda"
+    channels_last = use_channels_last(cfg.run.channels_last, device)
     model = build(data.num_classes, data.channels).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

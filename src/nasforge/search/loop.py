@@ -55,6 +55,7 @@ from nasforge.runtime import (
     read_csv,
     resume_config,
     seed_everything,
+    use_channels_last,
     write_results,
 )
 from nasforge.search.base import STRATEGIES, EpochEnd, StepContext
@@ -223,7 +224,7 @@ class SearchStage(Stage):
         w_idx, a_idx = split_weight_arch(indices, cfg.run.seed)
         augment = Augment(crop_pad=s.crop_pad, flip=s.flip)
         common = dict(mean=data.mean, std=data.std, device=device, augment=augment,
-                      channels_last=cfg.run.channels_last and device.type == "cuda")
+                      channels_last=use_channels_last(cfg.run.channels_last, device))
         self.w_batches = make_batches(data.train, s.batch_size, indices=w_idx,
                                       seed=cfg.run.seed, **common)
         self.a_batches = make_batches(data.train, s.batch_size, indices=a_idx,
