@@ -1,7 +1,6 @@
 """``tabular-noisy-digits``: the table built to rank (issue 19) — its protocol, its statistics
 and, once built, the seed-to-seed agreement it was designed for."""
 
-import gzip
 import json
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from nasforge.benchmarks import PROTOCOLS, TabularBenchmark, cell_from_key, train_protocol
-from nasforge.benchmarks.tabular import BENCHMARKS, DATA_DIR
 from nasforge.errors import NasforgeError
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_tabular_digits.py"
@@ -101,30 +99,48 @@ def test_table_only_writes_the_cells_finished_for_every_seed(tmp_path):
     assert work.read_text().count("\n") == 4  # nothing trained, nothing appended
 
 
+def _shipped_stats() -> dict:
+    table = TabularBenchmark.load("tabular-noisy-digits")
+    assert table.seeds == [0, 1, 2, 3] and len(table) == 243
+    return table.stats()
+
+
+def test_the_shipped_table_holds_the_2_seed_table_and_two_more_seeds():
+    """Seeds 0 and 1 are the complete 20-epoch table of session 7 (re-training reproduces
+    them bit-exactly): their Spearman 0.761 and mean range 0.740 points, recomputed here."""
+    table = TabularBenchmark.load("tabular-noisy-digits")
+    assert table.protocol["epochs"] == 20 and table.protocol == PROTOCOLS["tabular-noisy-digits"]
+    cells = table.keys()
+    tests = [table.query(k)["test_acc"] for k in cells]
+    s0, s1 = [t[0] for t in tests], [t[1] for t in tests]
+    assert spearmanr(s0, s1).statistic == pytest.approx(0.761, abs=0.001)
+    assert sum(abs(a - b) for a, b in zip(s0, s1, strict=True)) / 243 == pytest.approx(
+        0.740, abs=0.001)
+
+
+def test_the_shipped_tables_values_rank():
+    """Issue 19's Spearman bar on the table's values (the 4-seed means), measured one level
+    down as two independent 2-seed builds: seeds {0, 1} against {2, 3} agree at 0.855
+    (measured 2026-12-06). A single training does not reach 0.8 (next test)."""
+    stats = _shipped_stats()
+    assert stats["half_spearman"] >= 0.8
+    assert stats["half_spearman"] == pytest.approx(0.855, abs=0.001)
+    assert stats["half_range"] == pytest.approx(0.638, abs=0.001)
+
+
+@pytest.mark.xfail(strict=True, reason="single trainings agree at seed Spearman 0.737 (mean "
+                   "over the 6 seed pairs); training is chaotic, longer training did not "
+                   "help (docs/bench.md)")
+def test_single_trainings_rank():
+    """Issue 19's bar read per training: any two seeds agree at Spearman >= 0.8. Strict
+    xfail: a table that meets it turns this into a failure to remove."""
+    assert _shipped_stats()["seed_spearman"] >= 0.8
+
+
+@pytest.mark.xfail(strict=True, reason="best - median is 1.79 points = 2.80 gaps between "
+                   "two 2-seed builds (0.638 points), short of 3")
 def test_the_shipped_table_spreads_its_cells():
-    """The complete 20-epoch table (measured 2026-12-06): the best cell stands 3.04 mean seed
-    ranges (0.74 points) above the median one — issue 19's spread bar (>= 3) holds."""
-    stats = TabularBenchmark.load("tabular-noisy-digits").stats()
-    assert stats["count"] == 243
-    assert stats["spread_ratio"] >= 3.0
-    assert stats["mean_seed_range"] == pytest.approx(0.740, abs=0.001)
-
-
-@pytest.mark.xfail(strict=True, reason="the complete 20-epoch table ranks at seed-to-seed "
-                   "Spearman 0.761, short of 0.8 (docs/bench.md: next is a longer protocol)")
-def test_the_shipped_table_ranks():
-    """Issue 19's bar, computed from the shipped file: the two training seeds agree at
-    Spearman >= 0.8 and the best cell stands >= 3 mean seed ranges above the median one.
-    Strict xfail: a rebuilt table that meets the bar turns this into a failure to remove."""
-    path = DATA_DIR / BENCHMARKS["tabular-noisy-digits"]
-    if not path.is_file():
-        pytest.skip("tabular-noisy-digits is still being built (scripts/build_tabular_digits.py"
-                    " --bench tabular-noisy-digits); no table file yet")
-    with gzip.open(path, "rt") as fh:
-        count = len(json.load(fh)["records"])
-    if count < 243:
-        pytest.skip(f"tabular-noisy-digits is still being built: {count} of 243 cells")
-    stats = TabularBenchmark.load("tabular-noisy-digits").stats()
-    assert stats["count"] == 243
-    assert stats["seed_spearman"] >= 0.8
-    assert stats["spread_ratio"] >= 3.0
+    """Issue 19's spread bar on 2-seed builds: best - median >= 3 mean gaps between the
+    builds. Measured 2.80 (2026-12-06); the 4-seed values are sqrt(2) less noisy (projected
+    ratio about 4), which a test cannot check without 8 seeds."""
+    assert _shipped_stats()["half_spread_ratio"] >= 3.0
