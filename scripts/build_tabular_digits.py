@@ -4,7 +4,7 @@ Each finished (cell, seed) is appended as one JSON line to a work file, so a kil
 resumes where it stopped; at the end the compact gzip table is written. Examples:
 
     .venv/bin/python scripts/build_tabular_digits.py --workers 2 --seeds 0 1
-    .venv/bin/python scripts/build_tabular_digits.py --bench tabular-noisy-digits --seeds 0 1
+    .venv/bin/python scripts/build_tabular_digits.py --bench tabular-noisy-digits
 
 The work file of ``tabular-noisy-digits`` is committed (benchmarks/data/) as it grows, so a
 build split over several sessions continues where the last one stopped.
@@ -26,6 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "src/nasforge/benchmarks/data"
+SEEDS = {"tabular-digits": [0, 1], "tabular-noisy-digits": [0, 1, 2, 3]}
+"""The seeds of each shipped table, so ``--table-only`` without ``--seeds`` rewrites it whole."""
 WORK = {"tabular-digits": Path("build/tabular_digits.work.jsonl"),
         "tabular-noisy-digits": DATA / "tabular_noisy_digits.work.jsonl"}
 
@@ -36,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     choices=["tabular-digits", "tabular-noisy-digits"],
                     help="which table (its protocol, work file and output)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (1 = in-process)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="training seeds (default: the shipped table's, SEEDS)")
     ap.add_argument("--work", type=Path, default=None,
                     help="JSON-lines file of finished trainings (resume log; default per bench)")
     ap.add_argument("--out", type=Path, default=None,
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["epochs"] = args.epochs
     protocol = {**PROTOCOLS[args.bench], **overrides}
     keys = [cell_key(c) for c in enumerate_cells()][: args.limit]
-    seeds = sorted(set(args.seeds))
+    seeds = sorted(set(args.seeds if args.seeds is not None else SEEDS[args.bench]))
     done = read_work(work, protocol)
     # cells in a fixed shuffled order, both seeds together: a partial build is a uniform
     # sample of the space, so its statistics mean something already

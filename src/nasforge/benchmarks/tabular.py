@@ -394,9 +394,9 @@ class TabularBenchmark:
             "max": means[-1],
         }
         tests = [r["test_acc"] for r in self._records.values()]
-        if len(self.seeds) >= 2:
-            from scipy.stats import spearmanr
+        from scipy.stats import spearmanr
 
+        if len(self.seeds) >= 2:
             out["mean_seed_range"] = _mean([max(t) - min(t) for t in tests])
             pairs = list(itertools.combinations(range(len(self.seeds)), 2))
             out["seed_spearman"] = _mean([
@@ -406,8 +406,6 @@ class TabularBenchmark:
                 out["spread_ratio"] = (out["max"] - out["median"]) / out["mean_seed_range"]
         n = len(self.seeds)
         if n >= 4 and n % 2 == 0:
-            from scipy.stats import spearmanr
-
             first = [_mean(t[:n // 2]) for t in tests]
             second = [_mean(t[n // 2:]) for t in tests]
             out["half_spearman"] = float(spearmanr(first, second).statistic)
