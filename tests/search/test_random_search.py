@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,6 +203,36 @@ def test_random_trains_each_cell_from_the_cli_and_is_deterministic(tmp_path, sma
     assert [(x["genotype"], x["val_acc"]) for x in rows] == \
         [(x["genotype"], x["val_acc"]) for x in rows2]
     assert again["genotype"] == results["genotype"]
+
+
+def test_random_selects_its_proxy_subset_first_and_trains_on_it(tmp_path, one_thread):
+    """--proxy-method with cells trained from scratch: the subset is selected into the run
+    (proxy.json, index file) and every cell trains on it alone, as every other search does."""
+    sets = [s for s in TINY_SEARCH if not s.startswith("data.proxy")]
+    sets += ["search.epochs=1", "search.samples=2"]
+    r = run_cli("search", "--algo", "random", "--dataset", "digits", "--proxy-method",
+                "random", "--proxy-size", "96", "--out", str(tmp_path / "p"),
+                *[f"--set={s}" for s in sets])
+    assert r.returncode == 0, r.stderr
+    results = json.loads((tmp_path / "p" / "results.json").read_text())
+    cost = results["cost"]
+    assert cost["train_examples"] == 96 and cost["selection"]["method"] == "random"
+    index = [int(x) for x in Path(cost["proxy"]).read_text().split()]
+    assert len(set(index)) == 96 and Path(cost["proxy"]).parent == tmp_path / "p"
+    # each cell saw its weight half of those 96 for one epoch, then the other half once
+    rows = [json.loads(line) for line in (tmp_path / "p" / "samples.jsonl").read_text()
+            .splitlines()]
+    assert [row["examples_seen"] for row in rows] == [96, 96]
+
+
+def test_random_with_a_table_says_the_proxy_subset_is_unused(tmp_path):
+    r = run_cli("search", "--algo", "random", "--dataset", "digits", "--proxy-method",
+                "random", "--out", str(tmp_path / "t"), *[f"--set={s}" for s in TABLE])
+    assert r.returncode == 0, r.stderr
+    assert "warning: random search scores its cells by a table" in r.stderr
+    results = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert results["cost"]["proxy"] is None and results["cost"]["train_examples"] == 0
+    assert not (tmp_path / "t" / "proxy.json").exists()
 
 
 def test_random_refuses_a_table_of_another_space(tmp_path):

@@ -37,6 +37,7 @@ from nasforge.config import Config, SearchConfig
 from nasforge.data import (
     Augment,
     Batches,
+    Dataset,
     FolderBatches,
     load_dataset,
     make_batches,
@@ -148,6 +149,36 @@ def build_search(s: SearchConfig, strategy_cls: type, *, num_classes: int, in_ch
     return s, network, strategy, w_opt, strategy.make_arch_optimizer()
 
 
+def check_training_subset(cfg: Config, num_train: int, *, resume: bool) -> None:
+    """Refuse a bad proxy index file or proxy request before any run directory is made."""
+    if cfg.data.proxy:
+        training_indices(cfg, num_train)
+    elif not resume and cfg.proxy.method:
+        from nasforge.proxy.build import check_proxy_request
+
+        check_proxy_request(cfg, num_train)
+
+
+def select_proxy(cfg: Config, data: Dataset, out: Path, dist: Dist, *, resume: bool) -> None:
+    """The proxy stage of a search (``proxy.method`` without ``data.proxy``): select the
+    subset into the run directory and point ``cfg.data.proxy`` (and the saved config) at it.
+
+    Also on resume, since a run may have been killed in this stage; afterwards the random
+    state is re-seeded, so the search starts from the same state whether the proxy stage
+    ran in this process or in an earlier, killed one."""
+    if not cfg.proxy.method or cfg.data.proxy:
+        return
+    from nasforge.config import save_config
+    from nasforge.proxy.build import build_proxy
+
+    proxy_path, proxy_record = build_proxy(cfg, data, out, resume=resume)
+    cfg.data.proxy = str(proxy_path.resolve())
+    dist.main_only(lambda: (atomic_write_json(out / "proxy.json", proxy_record),
+                            save_config(cfg, out / "config.yaml")))
+    kill_point("proxy-built")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+
+
 def run_search(cfg: Config, out: str | Path, *, resume: bool = False,
                force: bool = False) -> dict:
     """Run (or continue) a search; returns the results written to ``results.json``."""
@@ -193,29 +224,12 @@ class SearchStage(Stage):
         # So are the data set, the proxy index file and a proxy request: a bad one must leave
         # no run directory behind.
         data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-        if cfg.data.proxy:
-            training_indices(cfg, len(data.train))
-        elif not resume and cfg.proxy.method:
-            from nasforge.proxy.build import check_proxy_request
-
-            check_proxy_request(cfg, len(data.train))
+        check_training_subset(cfg, len(data.train), resume=resume)
         # data-parallel under torchrun: docs/distributed.md
         dist, dtype = start_run(cfg, out, fresh=not resume, force=force)
         self.dist, self.dtype = dist, dtype
         device = self.device = dist.device
-
-        if cfg.proxy.method and not cfg.data.proxy:  # also on resume: killed in this stage
-            from nasforge.config import save_config
-            from nasforge.proxy.build import build_proxy
-
-            proxy_path, proxy_record = build_proxy(cfg, data, out, resume=resume)
-            cfg.data.proxy = str(proxy_path.resolve())
-            dist.main_only(lambda: (atomic_write_json(out / "proxy.json", proxy_record),
-                                    save_config(cfg, out / "config.yaml")))
-            kill_point("proxy-built")  # test hook: NASFORGE_TEST_KILL_AT (checkpoint.py)
-            # the search starts from the same random state whether the proxy stage ran in
-            # this process or in an earlier, killed one
-            seed_everything(cfg.run.seed, cfg.run.deterministic)
+        select_proxy(cfg, data, out, dist, resume=resume)
         indices = training_indices(cfg, len(data.train))
         if len(indices) < 2:
             raise NasforgeError(f"the search needs at least 2 training examples; got "
@@ -434,7 +448,7 @@ def finish_search(run_dir: Path) -> dict:
         **{k: float(final[k]) for k in ("nb101_test_error", "nb101_regret") if k in final},
         "cost": {"seconds": state["elapsed"], "epochs": int(final["epoch"]) + 1,
                  "examples_seen": state["seen"], "train_examples": state["train_examples"],
-                 "proxy": cfg.data.proxy, "selection": _read_json(run_dir / "proxy.json")},
+                 "proxy": cfg.data.proxy, "selection": read_selection(run_dir)},
     }
     write_results(run_dir, results)
     return results
@@ -451,8 +465,10 @@ def resume_search(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = 
     return run_search(cfg, run_dir, resume=True)
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def read_selection(run_dir: Path) -> dict | None:
+    """The proxy stage's record (``proxy.json``) when the run selected its own subset."""
+    path = run_dir / "proxy.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def read_strengths(run_dir: str | Path) -> dict:

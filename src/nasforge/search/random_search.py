@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +262,15 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
     from nasforge.distributed import launched, start_run
     from nasforge.fit import fit
     from nasforge.runtime import write_results
-    from nasforge.search.loop import check_space, cosine_lr, evaluate, training_indices
+    from nasforge.search.loop import (
+        check_space,
+        check_training_subset,
+        cosine_lr,
+        evaluate,
+        read_selection,
+        select_proxy,
+        training_indices,
+    )
 
     out = Path(out)
     s = cfg.search
@@ -272,10 +281,13 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
     bench, nb101 = lookup_tables(s, oneshot)
     lookup = bench is not None or nb101 is not None
     data = None
+    if lookup and (cfg.data.proxy or cfg.proxy.method):
+        warnings.warn("random search scores its cells by a table (search.bench / "
+                      "search.nb101_table) and trains nothing, so the proxy subset "
+                      "(--proxy / --proxy-method) is not used", stacklevel=2)
     if not lookup:
         data = load_dataset(cfg.data.dataset, cfg.data.root, upscale=cfg.data.upscale)
-        if cfg.data.proxy:
-            training_indices(cfg, len(data.train))
+        check_training_subset(cfg, len(data.train), resume=resume)
     cells = draw_cells(sampler, s.samples, cfg.run.seed)  # before any directory is made
     texts = [sampler.text(w) if oneshot is not None else
              format_genotype(standalone_genotype(sampler, w)) for w in cells]
@@ -289,6 +301,7 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
     w_batches = a_eval = None
     train_examples = 0
     if data is not None:
+        select_proxy(cfg, data, out, dist, resume=resume)  # proxy.method: select it first
         indices = training_indices(cfg, len(data.train))
         if len(indices) < 2:
             raise NasforgeError(f"random search needs at least 2 training examples; got "
@@ -340,8 +353,9 @@ def run_random_search(cfg: Config, out: str | Path, *, resume: bool = False,
         ("nb101 " + str(s.nb101_table)) if nb101 is not None else "training",
         "cost": {"seconds": sum(r["seconds"] for r in done), "epochs": s.epochs,
                  "examples_seen": sum(r.get("examples_seen", 0) for r in done),
-                 "train_examples": train_examples, "proxy": cfg.data.proxy,
-                 "selection": None},
+                 "train_examples": train_examples,
+                 "proxy": cfg.data.proxy if data is not None else None,
+                 "selection": read_selection(out) if data is not None else None},
     }
     if "test_acc" in best:
         results["test_acc_tabulated"] = best["test_acc"]
