@@ -163,6 +163,21 @@ def test_search_by_energy_within_a_budget(supernet, tmp_path) -> None:
     with pytest.raises(NasforgeError, match="fits the energy budget"):
         run_snn_search(supernet, tmp_path / "c", [*SMALL_SEARCH, "snn.lams=[0]",
                                                   f"snn.max_energy={energies[0] / 2}"])
+    # the failed search's scores survive a --force re-run with a larger budget: the same
+    # result as a fresh search, with fewer calls to evaluate
+    within = [*SMALL_SEARCH, "snn.lams=[0]", "snn.energy_lam=-2", f"snn.max_energy={budget}"]
+    with pytest.raises(NasforgeError, match="other settings"):
+        run_snn_search(supernet, tmp_path / "c", within)
+    run_snn_search(supernet, tmp_path / "c", within, force=True)
+    redone = json.loads((tmp_path / "c" / "lam+0" / "result.json").read_text())
+    assert redone["history"] == result["history"]
+    assert redone["over_budget"] == result["over_budget"]
+    assert redone["evaluate_calls"] < result["evaluate_calls"]
+    # a setting that changes the scores keeps nothing
+    run_snn_search(supernet, tmp_path / "c", [*SMALL_SEARCH, "snn.lams=[0]",
+                                              "snn.bn_recalibrate_batches=1"], force=True)
+    rescored = json.loads((tmp_path / "c" / "lam+0" / "result.json").read_text())
+    assert rescored["evaluate_calls"] == len(rescored["history"])
     png = tmp_path / "energy.png"
     res = run_cli("plot", "snn-energy", str(tmp_path / "b"), "--out", str(png))
     assert res.returncode == 0 and res.stdout.strip() == str(png), res.stderr

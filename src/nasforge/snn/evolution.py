@@ -342,7 +342,8 @@ class _Scorer:
                       default=None)
             raise NasforgeError(f"no evaluated architecture fits the energy budget of "
                                 f"{self.max_energy:g} µJ per image (the lowest measured: "
-                                f"{low:g} µJ); raise --max-energy")
+                                f"{low:g} µJ); raise --max-energy (with --force into the "
+                                "same --out, the scored architectures are kept)")
 
 
 def _warm_round(rng: random.Random, blocks: tuple[str, ...], length: int, pool: int,

@@ -145,6 +145,7 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     val_idx = read_index_file(supernet_dir / "val.txt", len(data.train))
     if not force:
         _check_same_search(out, cfg, supernet_dir)
+    kept = _cache_kept_by_force(out, cfg) if force else None
     # Only now, with the super-network, λ values and data checked, is ``out`` written.
     if out.is_dir() and any(out.iterdir()) and (force or not (out / SEARCH_FILE).is_file()):
         # a search continues in its own directory; anything else is cleared (--force, only
@@ -173,6 +174,9 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
 
     cache_path = out / EVALUATIONS
     cache = _read_cache(cache_path, str(supernet_dir.resolve()), scoring)
+    if kept is not None and kept.get("supernet") == str(supernet_dir.resolve()) and \
+            kept.get("scoring", {}) == scoring:
+        cache.update({arch_from_text(a): tuple(v) for a, v in kept["scores"].items()})
     length = model.num_tbd
     proxy = warm_proxy(cfg, spec, data, supernet_dir, device) if s.warm_start else None
     t0 = time.perf_counter()
@@ -216,6 +220,29 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
                "seconds": time.perf_counter() - t0}
     write_results(out, results)
     return results
+
+
+SEARCH_ONLY = ("snn.lams", "snn.search_algo", "snn.rounds", "snn.pool", "snn.top_k",
+               "snn.mutations", "snn.crossovers", "snn.mutation_prob", "snn.budget",
+               "snn.energy_lam", "snn.max_energy", "snn.warm_start", "snn.warm_proxy",
+               "snn.blocks")
+"""Settings that steer the search but not an architecture's scores."""
+
+
+def _cache_kept_by_force(out: Path, cfg: Config) -> dict | None:
+    """The scores a ``--force`` re-run may keep: those of an earlier search in ``out`` whose
+    settings differ only in :data:`SEARCH_ONLY` (e.g. a search that found nothing under
+    ``--max-energy`` and is re-run with a larger budget). Scoring is deterministic given the
+    other settings, so re-evaluating them would only cost time. ``None`` when nothing can
+    be kept; the caller still checks the super-network and the scoring settings."""
+    try:
+        saved = config_to_dict(read_config(out / "config.yaml"))
+        data = json.loads((out / EVALUATIONS).read_text())
+    except (OSError, ValueError, NasforgeError):
+        return None
+    if setting_differences(saved, config_to_dict(cfg), SEARCH_ONLY):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("scores"), dict) else None
 
 
 def _check_same_search(out: Path, cfg: Config, supernet_dir: Path) -> None:
