@@ -4,10 +4,11 @@
 #      with bf16, fp32 and fp16 (GradScaler) autocast, channels_last;
 #   2. host synchronisations in a DARTS search step (CUDA sync-debug mode; expects none);
 #   3. a tiny real search (digits upscaled to 32x32) with run.amp=bf16 and channels_last;
-#   4. SpikingJelly's neuron kernel on CUDA (fails if it falls back to the torch reference),
+#   4. zero-cost proxy scores on CUDA against the CPU (tests/zc/test_score.py);
+#   5. SpikingJelly's neuron kernel on CUDA (fails if it falls back to the torch reference),
 #      the SNN super-network multi-step vs single-step benchmark and a 1-epoch
 #      `snn supernet` with bf16;
-#   5. 1-GPU NCCL DDP: bench/ddp_smoke.py and a 1-process `nasforge search` under torchrun.
+#   6. 1-GPU NCCL DDP: bench/ddp_smoke.py and a 1-process `nasforge search` under torchrun.
 # Prints PASS/FAIL/SKIP per check and exits 1 if any failed. Record its output in
 # bench/README.md.
 #
@@ -87,7 +88,11 @@ run "search bf16 channels_last" "${NF[@]}" search --dataset digits --device $DEV
     --out "$TMP/search" --no-progress --set search.epochs=1 --set run.amp=bf16 \
     --set run.channels_last=true "${SEARCH_SETS[@]}"
 
-# 4. spiking networks on the device
+# 4. zero-cost proxies on the device (the CUDA test is skipped on the CPU)
+run "zc proxies cuda vs cpu" "$PY" -m pytest -q -p no:cacheprovider tests/zc/test_score.py \
+    -k "cuda or device"
+
+# 5. spiking networks on the device
 if [ $CPU = 1 ]; then
   echo "SKIP neuron kernel (CPU: SpikingJelly runs its torch reference)"
 else
@@ -103,7 +108,7 @@ run "snn step multi vs single" "$PY" bench/bench_snn_step.py --device $DEV $SNN
 run "snn supernet bf16" "${NF[@]}" snn supernet --dataset digits --device $DEV \
     --channels 4 --timesteps 2 --epochs 1 --out "$TMP/sn" --no-progress --set run.amp=bf16
 
-# 5. DDP on one device
+# 6. DDP on one device
 TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node=1)
 run "ddp smoke $BACKEND" "${TORCHRUN[@]}" bench/ddp_smoke.py --backend $BACKEND --device $DEV
 run "ddp search" "${TORCHRUN[@]}" -m nasforge.cli search --dataset digits --device $DEV \

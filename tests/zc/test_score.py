@@ -137,3 +137,29 @@ def test_zc_eval_on_part_of_the_table(tmp_path, one_thread):
     text = format_table(result)
     assert text.splitlines()[0].split() == ["proxy", "spearman", "kendall", "n"]
     assert len(text.splitlines()) == 4
+
+
+def test_a_batch_moves_to_a_device_once():
+    data = load_batch("digits", 8, 0)
+    assert data.to("cpu") is data  # already there: no copy
+    if not torch.cuda.is_available():  # an unavailable device is a user error
+        with pytest.raises(NasforgeError, match="CUDA is not available"):
+            zc_score("tabular-digits", 1, "params", "digits", 0, settings=TINY,
+                     device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_scores_on_cuda_match_the_cpu(one_thread):
+    """The same networks (initialised on the CPU from the seed) scored on the GPU: only the
+    arithmetic differs, so every proxy agrees to float tolerance."""
+    samples = sample_architectures("tabular-digits", 2, seed=0) + \
+        sample_architectures("snn", 1, seed=0)
+    data = load_batch("digits", 64, 0)
+    names = ["grad_norm", "snip", "synflow", "naswot", "params", "flops", "fisher"]
+    for space, group in (("tabular-digits", samples[:2]), ("snn", samples[2:])):
+        cpu = score_architectures(space, group, names, data, 64, 0, settings=TINY)
+        gpu = score_architectures(space, group, names, data, 64, 0, settings=TINY,
+                                  device="cuda")
+        for a, b in zip(cpu, gpu, strict=True):
+            for n in names:
+                assert b[n] == pytest.approx(a[n], rel=1e-3, abs=1e-6), (space, n)

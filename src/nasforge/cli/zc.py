@@ -21,6 +21,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--batch", type=int, help="images per proxy (default: each paper's)")
     q.add_argument("--seed", type=seed_arg, default=0,
                    help="fixes the architectures, the batch and every initialisation")
+    q.add_argument("--device", default="auto",
+                   help="where the proxies run: auto (CUDA when present), cpu, cuda, cuda:N")
     q.add_argument("--out", help="CSV file to write (index,space,arch,<proxies>,seconds)")
     file_outputs(q, ("out",))
     q.set_defaults(func=cmd_zc_score)
@@ -42,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--batch", type=int, help="images per proxy (default: each paper's)")
     q.add_argument("--seed", type=seed_arg, default=0, help="fixes the batch and initialisations")
     q.add_argument("--limit", type=int, help="only the first N cells in key order")
+    q.add_argument("--device", default="auto",
+                   help="where the proxies run: auto (CUDA when present), cpu, cuda, cuda:N")
     q.add_argument("--out", help="JSON file to write (correlations and every cell's scores)")
     q.add_argument("--json", action="store_true", help="print the correlations as JSON")
     file_outputs(q, ("out",))
@@ -53,7 +57,7 @@ def cmd_zc_score(args: argparse.Namespace) -> None:
     from nasforge.zc.score import resolve_proxies
 
     rows = zc_score(args.space, args.samples, args.proxies, args.dataset, args.seed,
-                    args.out, batch=args.batch)
+                    args.out, batch=args.batch, device=args.device)
     names = resolve_proxies(args.proxies)
     print("\t".join(["index", "arch", *names]))
     for row in rows:
@@ -77,16 +81,17 @@ def cmd_zc_eval(args: argparse.Namespace) -> None:
         result = zc_eval_nb101(args.nb101, args.space, args.samples, args.proxies, args.seed,
                                args.out, dataset=args.dataset, batch=args.batch,
                                channels=args.channels, layers=args.layers,
-                               data_root=args.data_root)
+                               data_root=args.data_root, device=args.device)
         what = f"NAS-Bench-101, {args.space}: {result['cells']} cells"
     elif args.snn_quality is not None:
         result = zc_eval_snn(args.snn_quality, args.proxies, args.seed, args.out,
-                             batch=args.batch, data_root=args.data_root)
+                             batch=args.batch, data_root=args.data_root,
+                             device=args.device)
         what = f"{args.snn_quality}: {result['cells']} networks"
     else:
         bench = args.bench or "tabular-digits"
         result = zc_eval(bench, args.proxies, args.seed, args.out, batch=args.batch,
-                         limit=args.limit)
+                         limit=args.limit, device=args.device)
         what = f"{bench}: {result['cells']} cells"
     if args.json:
         print(json.dumps(result["correlations"], indent=2))

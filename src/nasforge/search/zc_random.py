@@ -253,13 +253,15 @@ class Scorer:
     """Proxy scores of cells (cached by genotype text: a cell's score depends on it only)."""
 
     def __init__(self, space: ZCSpace, proxies: list[str], data: Any, batch: int | None,
-                 seed: int, channels: int, layers: int) -> None:
+                 seed: int, channels: int, layers: int,
+                 device: torch.device | str = "cpu") -> None:
         from nasforge.zc.proxies import PROXIES
         from nasforge.zc.sample import NetSettings
 
         self.space, self.proxies, self.data, self.batch, self.seed = (space, proxies, data,
                                                                        batch, seed)
         self.settings = NetSettings(channels=channels, layers=layers)
+        self.device = device
         self.cache: dict[str, dict[str, float]] = {}
         self.seconds = 0.0
         # examples a network's proxies read (synflow, params and flops read none)
@@ -280,7 +282,8 @@ class Scorer:
             start = time.perf_counter()
             sample = Sample(self.space.label, self.space.arch(w), text, len(self.cache))
             row = score_architectures(self.space.label, [sample], self.proxies, self.data,
-                                      self.batch, self.seed, settings=self.settings)[0]
+                                      self.batch, self.seed, settings=self.settings,
+                                      device=self.device)[0]
             self.cache[text] = {p: float(row[p]) for p in self.proxies}
             self.seconds += time.perf_counter() - start
         return text, dict(self.cache[text])
@@ -300,7 +303,13 @@ def run_zc_search(cfg: Config, out: str | Path, *, resume: bool = False, force: 
     from nasforge.data import Split, load_dataset
     from nasforge.distributed import launched, start_run
     from nasforge.runtime import write_results
-    from nasforge.search.loop import check_space, training_indices
+    from nasforge.search.loop import (
+        check_space,
+        check_training_subset,
+        read_selection,
+        select_proxy,
+        training_indices,
+    )
     from nasforge.zc.proxies import PROXIES
     from nasforge.zc.score import _batch_needed, _jsonable, load_batch, resolve_proxies
 
@@ -319,31 +328,21 @@ def run_zc_search(cfg: Config, out: str | Path, *, resume: bool = False, force: 
     if not isinstance(data.train, Split):
         raise NasforgeError(f"zero-cost search reads in-memory data sets; {cfg.data.dataset} "
                             "is an image folder")
+    check_training_subset(cfg, len(data.train), resume=resume)
     if cfg.data.proxy:
         given = len(training_indices(cfg, len(data.train)))
         if given < need:
             raise NasforgeError(f"the proxies read {need} examples but the proxy subset "
                                 f"{cfg.data.proxy} holds {given}; lower search.zc_batch")
-    elif not resume and cfg.proxy.method:
-        from nasforge.proxy.build import check_proxy_request
-
-        check_proxy_request(cfg, len(data.train))
-    start_run(cfg, out, fresh=not resume, force=force)
+    dist, _ = start_run(cfg, out, fresh=not resume, force=force)
     start = time.perf_counter()
-    selection = None
-    if cfg.proxy.method and not cfg.data.proxy:  # --proxy-method: select the subset first
-        from nasforge.config import save_config
-        from nasforge.proxy.build import build_proxy
-
-        proxy_path, selection = build_proxy(cfg, data, out, resume=resume)
-        cfg.data.proxy = str(proxy_path.resolve())
-        atomic_write_json(out / "proxy.json", selection)
-        save_config(cfg, out / "config.yaml")
+    select_proxy(cfg, data, out, dist, resume=resume)  # --proxy-method: select it first
     indices = training_indices(cfg, len(data.train))
     batch = load_batch(cfg.data.dataset, need, cfg.run.seed,
                        indices=indices if cfg.data.proxy else None, root=cfg.data.root,
                        upscale=cfg.data.upscale)
-    scorer = Scorer(space, names, batch, s.zc_batch, cfg.run.seed, s.channels, s.layers)
+    scorer = Scorer(space, names, batch, s.zc_batch, cfg.run.seed, s.channels, s.layers,
+                    device=dist.device)
     rows = (search or _random_rows)(cfg, space, scorer)
 
     best = rows[best_position(rows, names)]
@@ -383,7 +382,7 @@ def run_zc_search(cfg: Config, out: str | Path, *, resume: bool = False, force: 
                        "scoring_seconds": scorer.seconds, "epochs": 0,
                        "examples_seen": scorer.scored * scorer.per_network,
                        "train_examples": len(indices), "proxy": cfg.data.proxy,
-                       "selection": selection}
+                       "selection": read_selection(out)}
     results = _jsonable(results)
     write_results(out, results)
     return results

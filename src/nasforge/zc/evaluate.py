@@ -23,38 +23,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nasforge.errors import NasforgeError
-from nasforge.zc.proxies import PROXIES
+from nasforge.runtime import pick_device
 from nasforge.zc.sample import NetSettings, check_space, sample_architectures
 from nasforge.zc.score import (
-    ProxyBatch,
     _batch_needed,
     _loss_fn,
     eval_result,
     load_batch,
     resolve_proxies,
     score_architectures,
+    score_model,
 )
-
-
-def score_model(model: nn.Module, names: Sequence[str], data: ProxyBatch, loss,  # noqa: ANN001
-                batch: int | None = None) -> dict[str, float]:
-    """Every proxy of ``names`` on one built network (each on its own batch size)."""
-    out = {}
-    for name in names:
-        proxy = PROXIES.get(name)
-        b = batch if batch is not None else max(proxy.batch_size, 1)
-        out[name] = proxy(model, data.x[:b], data.y[:b], loss)
-    return out
 
 
 def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 100,
                   proxies: Sequence[str] | str | None = None, seed: int = 0,
                   out: str | Path | None = None, *, dataset: str = "cifar10",
                   batch: int | None = None, channels: int = 16, layers: int = 9,
-                  data_root: str | None = None) -> dict[str, Any]:
+                  data_root: str | None = None, device: str = "auto") -> dict[str, Any]:
     """Score ``samples`` seeded random cells of ``space`` and correlate with NAS-Bench-101.
 
     ``channels``/``layers`` size the scored network (NAS-Bench-101 trains C=128 with 9
@@ -84,7 +72,8 @@ def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 1
     data = load_batch(dataset, _batch_needed(names, batch), seed, root=data_root)
     start = time.perf_counter()
     rows = score_architectures(space, drawn, names, data, batch, seed,
-                               settings=NetSettings(channels=channels, layers=layers))
+                               settings=NetSettings(channels=channels, layers=layers),
+                               device=pick_device(device))
     for row, acc in zip(rows, truth, strict=True):
         row["test_acc"] = acc
     return eval_result(f"nas-bench-101 ({space})", rows, truth, names, seed, batch, start,
@@ -115,7 +104,8 @@ def quality_runs(study: str | Path) -> list[tuple[Path, str, float]]:
 
 def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
                 seed: int = 0, out: str | Path | None = None, *, batch: int | None = None,
-                snn_loss: str = "mse", data_root: str | None = None) -> dict[str, Any]:
+                snn_loss: str = "mse", data_root: str | None = None,
+                device: str = "auto") -> dict[str, Any]:
     """Correlate proxy scores of the untrained networks of an ``snn quality`` study with the
     test accuracy each reached after training.
 
@@ -138,6 +128,7 @@ def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
     data = load_batch(dataset, _batch_needed(names, batch), seed,
                       root=data_root or cfg0.data.root, upscale=cfg0.data.upscale)
     loss = _loss_fn(True, snn_loss)
+    where = pick_device(device)
     start = time.perf_counter()
     rows = []
     for i, (run_dir, arch, acc) in enumerate(runs):
@@ -150,7 +141,7 @@ def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
         t0 = time.perf_counter()
         row: dict[str, Any] = {"index": i, "space": "snn", "arch": arch,
                                "variant": run_dir.parent.name}
-        row.update(score_model(model, names, data, loss, batch))
+        row.update(score_model(model, names, data, loss, batch, device=where))
         row["seconds"] = round(time.perf_counter() - t0, 4)
         row["test_acc"] = acc
         rows.append(row)

@@ -123,10 +123,11 @@ def _without_batch_norm(net: nn.Module) -> nn.Module:
 
 
 def _sum(values: list[Tensor]) -> float:
-    total = torch.zeros((), dtype=torch.float64)
+    """The float64 sum of every element of ``values``, on whichever device they are."""
+    total = 0.0
     for v in values:
-        total = total + v.detach().double().sum()
-    return float(total)
+        total += float(v.detach().double().sum())
+    return total
 
 
 # --------------------------------------------------------------------------- the proxies

@@ -21,16 +21,17 @@ import io
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from nasforge.errors import NasforgeError
+from nasforge.runtime import pick_device
 from nasforge.zc.proxies import PROXIES
 from nasforge.zc.sample import (
     NetSettings,
@@ -49,6 +50,7 @@ __all__ = [
     "load_batch",
     "resolve_proxies",
     "score_architectures",
+    "score_model",
     "zc_eval",
     "zc_score",
 ]
@@ -71,6 +73,13 @@ class ProxyBatch:
     @property
     def size(self) -> int:
         return int(self.x.shape[-1])
+
+    def to(self, device: torch.device | str) -> ProxyBatch:
+        """The same batch on ``device`` (itself when it is there already)."""
+        device = torch.device(device)
+        if self.x.device == device:
+            return self
+        return ProxyBatch(self.x.to(device), self.y.to(device), self.num_classes)
 
 
 def resolve_proxies(proxies: Sequence[str] | str | None) -> list[str]:
@@ -135,10 +144,13 @@ def _loss_fn(snn: bool, snn_loss: str):  # noqa: ANN202
 
 def score_architectures(space: str, samples: Sequence[Sample], proxies: Sequence[str] | None,
                         data: ProxyBatch, batch: int | None = None, seed: int = 0, *,
-                        settings: NetSettings | None = None,
-                        snn_loss: str = "mse") -> list[dict[str, Any]]:
+                        settings: NetSettings | None = None, snn_loss: str = "mse",
+                        device: torch.device | str = "cpu") -> list[dict[str, Any]]:
     """One row per sample: ``index``, ``space``, ``arch`` (text), then each proxy's score
-    (higher = better) and ``seconds`` (wall time of all its proxies)."""
+    (higher = better) and ``seconds`` (wall time of all its proxies).
+
+    Every network is initialised on the CPU from ``seed`` and then moved to ``device``, so
+    a device changes only the arithmetic, never the weights a proxy sees."""
     check_space(space)
     names = resolve_proxies(proxies)
     need = _batch_needed(names, batch)
@@ -146,6 +158,7 @@ def score_architectures(space: str, samples: Sequence[Sample], proxies: Sequence
         raise NasforgeError(f"the data batch holds {data.x.shape[0]} examples; the proxies "
                             f"need {need}")
     settings = settings or default_settings(space)
+    data = data.to(device)
     rows = []
     for sample in samples:
         if sample.space != space:
@@ -157,13 +170,25 @@ def score_architectures(space: str, samples: Sequence[Sample], proxies: Sequence
         loss = _loss_fn(is_snn(model), snn_loss)
         row: dict[str, Any] = {"index": sample.index, "space": space, "arch": sample.text}
         start = time.perf_counter()
-        for name in names:
-            proxy = PROXIES.get(name)
-            b = batch if batch is not None else max(proxy.batch_size, 1)
-            row[name] = proxy(model, data.x[:b], data.y[:b], loss)
+        row.update(score_model(model, names, data, loss, batch, device=device))
         row["seconds"] = round(time.perf_counter() - start, 4)
         rows.append(row)
     return rows
+
+
+def score_model(model: nn.Module, names: Sequence[str], data: ProxyBatch, loss: Callable,
+                batch: int | None = None, *, device: torch.device | str = "cpu"
+                ) -> dict[str, float]:
+    """Every proxy of ``names`` on one built network (each on its own batch size), with
+    the network and the batch on ``device``."""
+    model.to(device)
+    data = data.to(device)
+    out = {}
+    for name in names:
+        proxy = PROXIES.get(name)
+        b = batch if batch is not None else max(proxy.batch_size, 1)
+        out[name] = proxy(model, data.x[:b], data.y[:b], loss)
+    return out
 
 
 def correlations(rows: Sequence[dict[str, Any]], accuracies: Sequence[float],
@@ -219,17 +244,18 @@ def _write_csv(path: str | Path, rows: Sequence[dict[str, Any]], names: Sequence
 def zc_score(space: str, samples: int, proxies: Sequence[str] | str | None = None,
              dataset: str = "digits", seed: int = 0, out: str | Path | None = None, *,
              batch: int | None = None, settings: NetSettings | None = None,
-             snn_loss: str = "mse") -> list[dict[str, Any]]:
+             snn_loss: str = "mse", device: str = "auto") -> list[dict[str, Any]]:
     """Score ``samples`` seeded random architectures of ``space`` on ``dataset``; with
     ``out``, write the rows to that CSV file (columns ``index,space,arch,<proxies>,seconds``).
 
-    ``seed`` fixes the architectures, the data batch and every network's initialisation.
+    ``seed`` fixes the architectures, the data batch and every network's initialisation;
+    ``device`` (``auto``: CUDA when present) is where the proxies run.
     """
     names = resolve_proxies(proxies)
     drawn = sample_architectures(space, samples, seed)
     data = load_batch(dataset, _batch_needed(names, batch), seed)
     rows = score_architectures(space, drawn, names, data, batch, seed, settings=settings,
-                               snn_loss=snn_loss)
+                               snn_loss=snn_loss, device=pick_device(device))
     if out is not None:
         _write_csv(out, rows, names)
     return rows
@@ -237,7 +263,7 @@ def zc_score(space: str, samples: int, proxies: Sequence[str] | str | None = Non
 
 def zc_eval(benchmark: str = "tabular-digits", proxies: Sequence[str] | str | None = None,
             seed: int = 0, out: str | Path | None = None, *, batch: int | None = None,
-            limit: int | None = None) -> dict[str, Any]:
+            limit: int | None = None, device: str = "auto") -> dict[str, Any]:
     """Rank every cell of a tabular benchmark by every proxy; Spearman/Kendall with the
     cells' mean test accuracy (over the table's seeds).
 
@@ -261,7 +287,7 @@ def zc_eval(benchmark: str = "tabular-digits", proxies: Sequence[str] | str | No
     data = load_batch(str(bench.protocol["dataset"]), _batch_needed(names, batch), seed)
     start = time.perf_counter()
     rows = score_architectures("tabular-digits", samples, names, data, batch, seed,
-                               settings=settings)
+                               settings=settings, device=pick_device(device))
     accs = []
     for row in rows:
         q = bench.query(row["arch"])
