@@ -9,7 +9,10 @@ of this process, less sensitive to other jobs on a shared machine) per step, and
 plain / batched measured in the same run; makes no assertions.
 
     .venv/bin/python bench/bench_mixed_op.py [--resolution 16] [--rounds 3] [--threads 2]
-        [--algos darts,pcdarts,gdas] [--channels-last]
+        [--algos darts,pcdarts,gdas] [--channels-last] [--device cuda] [--amp bf16]
+
+On CUDA each row also prints its peak memory per step (MiB above what was allocated before
+the step), for issue 16's "memory no worse" check.
 """
 
 from __future__ import annotations
@@ -23,13 +26,20 @@ import torch
 from nasforge.benchmarks.step import SearchStep
 
 
-def time_steps(run: SearchStep, steps: int, start: int) -> tuple[float, float]:
+def time_steps(run: SearchStep, steps: int, start: int) -> tuple[float, float, float]:
+    """Wall and process-CPU seconds per step, and (CUDA) the step's peak memory in MiB
+    above what was allocated before it (its activations and temporaries)."""
     run.synchronize()
+    cuda = run.device.type == "cuda"
+    if cuda:
+        before = torch.cuda.memory_allocated(run.device)
+        torch.cuda.reset_peak_memory_stats(run.device)
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(steps):
         run.step(start + i)
     run.synchronize()
-    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+    peak = (torch.cuda.max_memory_allocated(run.device) - before) / 2**20 if cuda else 0.0
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps, peak
 
 
 def main() -> None:
@@ -42,6 +52,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", default="auto",
+                        help="autocast precision of every row (auto: bf16 on CUDA, off on CPU)")
     parser.add_argument("--algos", default="darts")
     parser.add_argument("--channels-last", action="store_true",
                         help="also time both formulations in channels_last")
@@ -55,28 +67,33 @@ def main() -> None:
                 name = f"{algo}, {mode}, {'channels_last' if cl else 'NCHW'}"
                 runs[name] = SearchStep(algo, args.channels, args.layers, args.batch,
                                         args.resolution, args.device, channels_last=cl,
-                                        mixed_op=mode)
+                                        mixed_op=mode, amp=args.amp)
                 runs[name].step(0)  # warm-up
     walls: dict[str, list[float]] = {n: [] for n in runs}
     cpus: dict[str, list[float]] = {n: [] for n in runs}
+    peaks: dict[str, float] = {n: 0.0 for n in runs}
     for r in range(args.rounds):
         for name, run in runs.items():
-            wall, cpu = time_steps(run, args.steps, 1 + r * args.steps)
+            wall, cpu, peak = time_steps(run, args.steps, 1 + r * args.steps)
             walls[name].append(wall)
             cpus[name].append(cpu)
+            peaks[name] = max(peaks[name], peak)
+    first = next(iter(runs.values()))
     print(f"search step (first order), C={args.channels}, {args.layers} cells, batch "
-          f"{args.batch}, {args.resolution}x{args.resolution}, {args.device}, torch "
-          f"{torch.__version__}, {args.threads} threads, {args.rounds} round(s) of "
-          f"{args.steps} step(s); wall and CPU s/step: median (min)")
-    print(f"{'row':<34}{'wall s':>9}{'(min)':>8}{'cpu s':>9}{'(min)':>8}"
-          f"{'x plain wall':>13}{'x plain cpu':>12}")
+          f"{args.batch}, {args.resolution}x{args.resolution}, {args.device}, "
+          f"{first.dtype or 'fp32'}, torch {torch.__version__}, {args.threads} threads, "
+          f"{args.rounds} round(s) of {args.steps} step(s); wall and CPU s/step: median (min)")
+    cuda = first.device.type == "cuda"
+    print(f"{'row':<34}{'wall s':>9}{'(min)':>8}{'cpu s':>9}{'(min)':>8}{'img/s':>9}"
+          f"{'x plain wall':>13}{'x plain cpu':>12}" + (f"{'peak MiB':>10}" if cuda else ""))
     for name in runs:
         algo, mode, layout = name.split(", ")
         base = f"{algo}, plain, NCHW"
         w, c = statistics.median(walls[name]), statistics.median(cpus[name])
         wb, cb = statistics.median(walls[base]), statistics.median(cpus[base])
         print(f"{name:<34}{w:>9.3f}{min(walls[name]):>8.3f}{c:>9.3f}{min(cpus[name]):>8.3f}"
-              f"{wb / w:>13.2f}{cb / c:>12.2f}")
+              f"{args.batch / w:>9.0f}{wb / w:>13.2f}{cb / c:>12.2f}"
+              + (f"{peaks[name]:>10.0f}" if cuda else ""))
     # the same-round ratios, so a slow round does not favour one row
     for algo in args.algos.split(","):
         for layout in ("NCHW", "channels_last") if args.channels_last else ("NCHW",):

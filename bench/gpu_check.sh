@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One short check of the single-GPU fast paths (about 2-3 minutes on an H200):
 #   1. `nasforge bench step` at the thesis configuration (C=16, 8 cells, batch 64, 32x32)
-#      with bf16, fp32 and fp16 (GradScaler) autocast, channels_last;
+#      with bf16, fp32 and fp16 (GradScaler) autocast, channels_last; plain vs batched
+#      mixed ops for DARTS, PC-DARTS and GDAS in both layouts, bf16 and fp32
+#      (bench/bench_mixed_op.py: img/s, ratio to plain, peak memory);
 #   2. host synchronisations in a DARTS search step (CUDA sync-debug mode; expects none);
 #   3. a tiny real search (digits upscaled to 32x32) with run.amp=bf16 and channels_last;
 #   4. zero-cost proxy scores on CUDA against the CPU (tests/zc/test_score.py);
@@ -74,6 +76,17 @@ for amp in bf16 fp32 fp16; do
 done
 run "bench step bf16 NCHW" "${NF[@]}" bench step --device $DEV --amp bf16 $STEP \
     --no-channels-last --json
+# plain vs batched mixed ops (issue 16): img/s, ratio to plain, peak memory per step
+if [ $CPU = 1 ]; then
+  MIXED="--channels 4 --layers 3 --batch 8 --resolution 8 --rounds 1 --threads 1"
+else
+  MIXED="--resolution 32 --rounds 3 --steps 5"
+fi
+for amp in bf16 fp32; do
+  [ $CPU = 1 ] && [ $amp = bf16 ] && continue
+  run "plain vs batched $amp" "$PY" bench/bench_mixed_op.py --device $DEV --amp $amp $MIXED \
+      --channels-last --algos darts,pcdarts,gdas
+done
 if [ "${GPU_CHECK_COMPILE:-0}" = 1 ]; then
   run "bench step bf16 compiled" "${NF[@]}" bench step --device $DEV --amp bf16 $STEP \
       --compile --warmup 3 --json

@@ -83,7 +83,7 @@ def test_table_only_writes_the_cells_finished_for_every_seed(tmp_path):
     protocol = {**PROTOCOLS["tabular-noisy-digits"], "threads": 1}
     rows = [{"protocol": protocol}]
     rows += [{"key": KEY, "seed": s, "val_acc": 80.0 + s, "test_acc": 81.0 + s,
-              "params": 4974, "seconds": 1.0} for s in (0, 1, 2, 3)]
+              "params": 4974, "seconds": 1.0} for s in (0, 1, 2, 3, 4, 5)]
     other = "max_pool_3x3~0|max_pool_3x3~1+max_pool_3x3~0|max_pool_3x3~1"
     rows.append({"key": other, "seed": 0, "val_acc": 70.0, "test_acc": 71.0, "params": 1,
                  "seconds": 1.0})
@@ -93,11 +93,12 @@ def test_table_only_writes_the_cells_finished_for_every_seed(tmp_path):
                           "--table-only", "--work", str(work), "--out", str(out),
                           "--no-progress"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    # without --seeds: the shipped table's 4 seeds
-    assert "5 done, 967 to train" in res.stdout and "trained 0 " in res.stdout
+    # without --seeds: the shipped table's 6 seeds
+    assert "7 done, 1451 to train" in res.stdout and "trained 0 " in res.stdout
     table = TabularBenchmark.load(path=out)
-    assert table.keys() == [KEY] and table.query(KEY)["test_acc"] == [81.0, 82.0, 83.0, 84.0]
-    assert work.read_text().count("\n") == 6  # nothing trained, nothing appended
+    assert table.keys() == [KEY]
+    assert table.query(KEY)["test_acc"] == [81.0, 82.0, 83.0, 84.0, 85.0, 86.0]
+    assert work.read_text().count("\n") == 8  # nothing trained, nothing appended
 
 
 def _shipped_stats() -> dict:
