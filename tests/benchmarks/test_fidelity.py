@@ -156,6 +156,12 @@ def test_cli_prints_tau_and_writes_json_and_plot(tab_run, small_table, tmp_path)
     saved = json.loads(out.read_text())
     assert len(saved) == 1 and len(saved[0]["rows"]) == 13
     assert f"Kendall tau {saved[0]['kendall_tau']:.3f}" in res.stdout
+    from nasforge.cli.bench import _ordinal
+
+    assert f"at the table's {_ordinal(saved[0]['supernet_best']['percentile'])} percentile" \
+        in res.stdout
+    assert [_ordinal(v) for v in (1, 2, 3, 4, 11, 12, 13, 21.4, 22.6, 61, 100)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "23rd", "61st", "100th"]
     assert png.read_bytes()[:4] == b"\x89PNG"
     again = run_cli("bench", "fidelity", str(tab_run), "--bench", str(small_table),
                     "--out", str(out), "--no-progress")

@@ -162,5 +162,12 @@ def cmd_bench_fidelity(args: argparse.Namespace) -> None:
         best = r["supernet_best"]
         print(f"{r['run']} ({r['algo']}, {r['bench']}): Kendall tau {r['kendall_tau']:.3f}, "
               f"Spearman {r['spearman']:.3f} over {r['cells']} cells; the super-network's "
-              f"top cell {best['key']} is at the table's {best['percentile']:.0f}th "
+              f"top cell {best['key']} is at the table's {_ordinal(best['percentile'])} "
               f"percentile ({best['test_acc']:.2f}%)")
+
+
+def _ordinal(value: float) -> str:
+    """``61.3`` → ``61st``, ``12`` → ``12th``, ``22.9`` → ``23rd``."""
+    n = round(value)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
