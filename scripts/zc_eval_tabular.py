@@ -1,4 +1,4 @@
-"""Correlation of every zero-cost proxy with the tabular-digits benchmark (docs/zero-cost.md).
+"""Correlation of every zero-cost proxy with a tabular benchmark (docs/zero-cost.md).
 
 Scores all 243 cells of the table with :func:`nasforge.zc.score.zc_eval` once per seed (the
 seed fixes the data batch and the networks' initialisation) and prints a Markdown table of
@@ -6,6 +6,7 @@ Spearman's ρ and Kendall's τ with the cells' mean test accuracy, per seed and 
 
     .venv/bin/python scripts/zc_eval_tabular.py --seeds 0 1 2 --out /tmp/zc_eval
     .venv/bin/python scripts/zc_eval_tabular.py --seeds 0 1 2 --out /tmp/zc_eval --reuse
+    .venv/bin/python scripts/zc_eval_tabular.py --bench tabular-noisy-digits --out /tmp/zc_noisy
 
 (the second prints the tables again from the saved JSON files without scoring).
 """
@@ -40,6 +41,8 @@ def _read(path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", default="tabular-digits",
+                        help="tabular benchmark of the tabular-digits space (name or file)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--proxies", default=None, help="comma list (default: all)")
     parser.add_argument("--batch", type=int, default=None,
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse and out is not None and out.is_file():
             result = _read(out)
         else:
-            result = zc_eval("tabular-digits", args.proxies, seed, out, batch=args.batch)
+            result = zc_eval(args.bench, args.proxies, seed, out, batch=args.batch,
+                             device="cpu")
         results.append(result)
         print(f"seed {seed}: {result['cells']} cells in {time.perf_counter() - start:.0f} s",
               file=sys.stderr)
@@ -106,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                      for g in groups.values() if len(g) > 5]
             per_seed.append(sum(n * v for n, v in parts) / sum(n for n, _ in parts))
         print(f"| {p} | {statistics.fmean(per_seed):.3f} |")
-    stats = TabularBenchmark.load("tabular-digits").stats()
+    stats = TabularBenchmark.load(args.bench).stats()
+    halves = (f", of two builds with half the seeds each {stats['half_spearman']:.3f}"
+              if "half_spearman" in stats else "")
     print(f"\ntable: {stats['count']} cells, mean test accuracy {stats['min']:.2f}–"
-          f"{stats['max']:.2f} %, seed-to-seed Spearman of the table itself "
-          f"{stats.get('seed_spearman', math.nan):.3f}")
+          f"{stats['max']:.2f} %, seed-to-seed Spearman of single trainings "
+          f"{stats.get('seed_spearman', math.nan):.3f}{halves}")
     secs = [r["seconds"] for r in results]
     print(f"scoring time per seed: {', '.join(f'{s:.0f} s' for s in secs)} "
           f"({args.threads} thread(s))")

@@ -1,4 +1,4 @@
-"""Zero-cost search on the tabular-digits benchmark (docs/zero-cost.md "Zero-cost search").
+"""Zero-cost search on a tabular benchmark of the tabular-digits space (docs/zero-cost.md).
 
 For every seed: ``--algo zc-random`` and ``--algo zc-evolution`` with each proxy setting,
 and ``--algo random`` scoring its cells by the table's validation accuracy, all with the
@@ -7,6 +7,9 @@ same number of architectures (``--samples``). Each found cell is looked up in th
 at or below it). Prints a Markdown table; the runs stay in ``--out``.
 
     .venv/bin/python scripts/zc_search_tabular.py --seeds 0 1 2 3 4 --samples 50 --out /tmp/zcs
+    .venv/bin/python scripts/zc_search_tabular.py --bench tabular-noisy-digits --out /tmp/zcs-noisy
+
+The searches use the benchmark's own data set and network width and depth (its protocol).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ SETTINGS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", default="tabular-digits",
+                        help="tabular benchmark of the tabular-digits space (name or file)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--population", type=int, default=10)
@@ -42,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     from nasforge.config import load_config
     from nasforge.search.loop import run_search
 
-    bench = TabularBenchmark.load("tabular-digits")
-    base = ["data.dataset=digits", "search.space=tabular-digits", "search.nodes=2",
-            "search.channels=8", "search.layers=5", f"search.samples={args.samples}",
-            "search.bench=tabular-digits", "run.progress=false"]
+    bench = TabularBenchmark.load(args.bench)
+    proto = bench.protocol
+    base = [f"data.dataset={proto['dataset']}", "search.space=tabular-digits",
+            "search.nodes=2", f"search.channels={proto['channels']}",
+            f"search.layers={proto['layers']}", f"search.samples={args.samples}",
+            f"search.bench={args.bench}", "run.progress=false", "run.device=cpu"]
     plan = [("random", "table val acc", [])]
     for algo in ("zc-random", "zc-evolution"):
         for label, proxies in SETTINGS.items():
