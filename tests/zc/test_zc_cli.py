@@ -38,3 +38,6 @@ def test_zc_bad_space_and_proxy_are_one_line_errors():
     assert "Traceback" not in res.stderr
     res = run_cli("zc", "eval", "--proxies", "magic", "--limit", "2")
     assert res.returncode == 2 and "magic" in res.stderr and "synflow" in res.stderr
+    res = run_cli("zc", "eval", "--limit", "2", "--device", "nope")
+    assert res.returncode == 2 and "unknown device 'nope'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

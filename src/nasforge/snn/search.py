@@ -73,6 +73,11 @@ def _read_cache(path: Path, supernet: str, scoring: dict[str, Any] | None = None
     if data.get("scoring", {}) != (scoring or {}):
         raise NasforgeError(f"{path} holds scores made with other scoring settings "
                             f"({data.get('scoring', {})}, now {scoring or {}}); use a new --out")
+    return _scores(data)
+
+
+def _scores(data: dict) -> dict[Arch, Scores]:
+    """The architectures' scores of an ``evaluations.json`` document."""
     return {arch_from_text(a): tuple(v) for a, v in data["scores"].items()}
 
 
@@ -176,7 +181,7 @@ def run_snn_search(supernet_dir: str | Path, out: str | Path,
     cache = _read_cache(cache_path, str(supernet_dir.resolve()), scoring)
     if kept is not None and kept.get("supernet") == str(supernet_dir.resolve()) and \
             kept.get("scoring", {}) == scoring:
-        cache.update({arch_from_text(a): tuple(v) for a, v in kept["scores"].items()})
+        cache.update(_scores(kept))
     length = model.num_tbd
     proxy = warm_proxy(cfg, spec, data, supernet_dir, device) if s.warm_start else None
     t0 = time.perf_counter()
@@ -237,10 +242,13 @@ def _cache_kept_by_force(out: Path, cfg: Config) -> dict | None:
     be kept; the caller still checks the super-network and the scoring settings."""
     try:
         saved = config_to_dict(read_config(out / "config.yaml"))
-        data = json.loads((out / EVALUATIONS).read_text())
     except (OSError, ValueError, NasforgeError):
         return None
     if setting_differences(saved, config_to_dict(cfg), SEARCH_ONLY):
+        return None
+    try:
+        data = json.loads((out / EVALUATIONS).read_text())
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("scores"), dict) else None
 

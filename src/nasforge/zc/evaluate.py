@@ -58,6 +58,7 @@ def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 1
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise NasforgeError(f"{name} must be a positive whole number; got {value!r}")
     names = resolve_proxies(proxies)
+    where = pick_device(device)
     nb101 = NasBench101Table.load(table)
     oneshot = ONESHOT_SPACES.get(space)
     drawn = sample_architectures(space, samples, seed)
@@ -73,7 +74,7 @@ def zc_eval_nb101(table: str | Path, space: str = "1shot1-ss3", samples: int = 1
     start = time.perf_counter()
     rows = score_architectures(space, drawn, names, data, batch, seed,
                                settings=NetSettings(channels=channels, layers=layers),
-                               device=pick_device(device))
+                               device=where)
     for row, acc in zip(rows, truth, strict=True):
         row["test_acc"] = acc
     return eval_result(f"nas-bench-101 ({space})", rows, truth, names, seed, batch, start,
@@ -118,6 +119,7 @@ def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
     from nasforge.zc.sample import SNNRates
 
     names = resolve_proxies(proxies)
+    where = pick_device(device)
     runs = quality_runs(study)
     cfg0 = read_config(runs[0][0] / "config.yaml")
     dataset = cfg0.data.dataset
@@ -128,7 +130,6 @@ def zc_eval_snn(study: str | Path, proxies: Sequence[str] | str | None = None,
     data = load_batch(dataset, _batch_needed(names, batch), seed,
                       root=data_root or cfg0.data.root, upscale=cfg0.data.upscale)
     loss = _loss_fn(True, snn_loss)
-    where = pick_device(device)
     start = time.perf_counter()
     rows = []
     for i, (run_dir, arch, acc) in enumerate(runs):

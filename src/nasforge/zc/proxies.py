@@ -123,11 +123,12 @@ def _without_batch_norm(net: nn.Module) -> nn.Module:
 
 
 def _sum(values: list[Tensor]) -> float:
-    """The float64 sum of every element of ``values``, on whichever device they are."""
-    total = 0.0
+    """The float64 sum of every element of ``values``, on whichever device they are: the
+    0-dim CPU start combines with tensors on any device, and the host reads it once."""
+    total = torch.zeros((), dtype=torch.float64)
     for v in values:
-        total += float(v.detach().double().sum())
-    return total
+        total = total + v.detach().double().sum()
+    return float(total)
 
 
 # --------------------------------------------------------------------------- the proxies

@@ -251,11 +251,12 @@ def zc_score(space: str, samples: int, proxies: Sequence[str] | str | None = Non
     ``seed`` fixes the architectures, the data batch and every network's initialisation;
     ``device`` (``auto``: CUDA when present) is where the proxies run.
     """
+    where = pick_device(device)
     names = resolve_proxies(proxies)
     drawn = sample_architectures(space, samples, seed)
     data = load_batch(dataset, _batch_needed(names, batch), seed)
     rows = score_architectures(space, drawn, names, data, batch, seed, settings=settings,
-                               snn_loss=snn_loss, device=pick_device(device))
+                               snn_loss=snn_loss, device=where)
     if out is not None:
         _write_csv(out, rows, names)
     return rows
@@ -274,6 +275,7 @@ def zc_eval(benchmark: str = "tabular-digits", proxies: Sequence[str] | str | No
     """
     from nasforge.benchmarks.tabular import TabularBenchmark, cell_from_key, genotype_of
 
+    where = pick_device(device)
     bench = TabularBenchmark.load(benchmark)
     if bench.space.name != "tabular-digits":
         raise NasforgeError(f"zc eval scores the tabular-digits space; {benchmark} tabulates "
@@ -287,7 +289,7 @@ def zc_eval(benchmark: str = "tabular-digits", proxies: Sequence[str] | str | No
     data = load_batch(str(bench.protocol["dataset"]), _batch_needed(names, batch), seed)
     start = time.perf_counter()
     rows = score_architectures("tabular-digits", samples, names, data, batch, seed,
-                               settings=settings, device=pick_device(device))
+                               settings=settings, device=where)
     accs = []
     for row in rows:
         q = bench.query(row["arch"])
