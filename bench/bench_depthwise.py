@@ -12,10 +12,12 @@ thesis search network at 16×16 (C=16 at 16×16, 32 at 8×8, 64 at 4×4; batch 6
 - ``alt grad x``: the input gradient computed as a forward conv of the output gradient
   with the flipped kernel (exact for stride 1 and 'same' padding).
 
-``--step`` then times the whole search step (``nasforge.benchmarks.step``) with and
-without that alternative input gradient, rounds interleaved. The alternative is a
-benchmark-only formulation (it drops the second-order terms a ``create_graph`` backward
-needs), measured so that its verdict is a figure. No assertions.
+``--step`` then times the whole search step (``nasforge.benchmarks.step``) with torch's
+backward, with that alternative input gradient, and, as a bound on what any faster
+depthwise kernel could give, with a depthwise backward that costs what two forwards cost
+(its gradients are wrong: the row is a time, not a search), rounds interleaved. The
+alternative is a benchmark-only formulation (it drops the second-order terms a
+``create_graph`` backward needs), measured so that its verdict is a figure. No assertions.
 
     .venv/bin/python bench/bench_depthwise.py [--threads 2] [--step] [--layout cl|nchw]
 """
@@ -97,14 +99,35 @@ class _InputGradAsConv(torch.autograd.Function):
             None, None
 
 
+class _BackwardAtForwardCost(torch.autograd.Function):
+    """A depthwise conv whose backward costs two forward convs: a timing bound only, its
+    gradients are not the conv's."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, conv: nn.Conv2d) -> Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.conv = conv
+        return F.conv2d(x, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple:
+        x, w = ctx.saved_tensors
+        c = ctx.conv
+        cost = F.conv2d(x, w, None, c.stride, c.padding, c.dilation, c.groups)
+        return x * 0.5, (cost.sum((0, 2, 3)).view(-1, 1, 1, 1) * 0 + w), None
+
+
 @contextmanager
-def alternative_input_grad() -> Iterator[None]:
-    """Every stride-1 depthwise ``nn.Conv2d`` runs with the alternative input gradient."""
+def alternative_input_grad(bound: bool = False) -> Iterator[None]:
+    """Every stride-1 depthwise ``nn.Conv2d`` runs with the alternative input gradient;
+    ``bound``: every depthwise conv runs with the two-forward-cost backward instead."""
     plain = nn.Conv2d.forward
 
     def forward(self: nn.Conv2d, x: Tensor) -> Tensor:
-        if not (self.groups > 1 and self.groups == self.in_channels == self.out_channels
-                and self.stride == (1, 1) and x.requires_grad):
+        depthwise = self.groups > 1 and self.groups == self.in_channels == self.out_channels
+        if bound and depthwise and x.requires_grad:
+            return _BackwardAtForwardCost.apply(x, self.weight, self)
+        if not (depthwise and self.stride == (1, 1) and x.requires_grad) or bound:
             return plain(self, x)
         y = F.conv2d(x.detach(), self.weight, None, 1, self.padding, self.dilation, self.groups)
         return _InputGradAsConv.apply(y, x, self.weight.detach(), self.padding, self.dilation)
@@ -119,25 +142,32 @@ def alternative_input_grad() -> Iterator[None]:
 def step_table(layout: str, resolution: int, rounds: int) -> None:
     from nasforge.benchmarks.step import SearchStep
 
-    cl = layout == "cl"
-    rows = {"torch backward": SearchStep("darts", 16, 8, 64, resolution, "cpu",
-                                         channels_last=cl, mixed_op="plain"),
-            "alt grad x": SearchStep("darts", 16, 8, 64, resolution, "cpu",
-                                     channels_last=cl, mixed_op="plain")}
+    patches = {"torch backward": _nothing, "alt grad x": alternative_input_grad,
+               "bound": lambda: alternative_input_grad(bound=True)}
+    rows = {name: SearchStep("darts", 16, 8, 64, resolution, "cpu",
+                             channels_last=layout == "cl", mixed_op="plain")
+            for name in patches}
+    # the plain formulation in NCHW: issue 16's baseline
+    rows["plain, NCHW"] = SearchStep("darts", 16, 8, 64, resolution, "cpu",
+                                     channels_last=False, mixed_op="plain")
+    patches["plain, NCHW"] = _nothing
     times: dict[str, list[float]] = {name: [] for name in rows}
     for r in range(rounds + 1):  # round 0 warms up
         for name, run in rows.items():
-            with alternative_input_grad() if name == "alt grad x" else _nothing():
+            with patches[name]():
                 t = time.perf_counter()
                 run.step(r)
                 if r:
                     times[name].append(time.perf_counter() - t)
     base = statistics.median(times["torch backward"])
+    nchw = statistics.median(times["plain, NCHW"])
     print(f"DARTS search step (first order), C=16, 8 cells, batch 64, {resolution}x"
-          f"{resolution}, {layout}, median of {rounds} interleaved rounds")
+          f"{resolution}, rows in {layout} but the last, median of {rounds} interleaved rounds")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"  {name:<16}{m:>8.3f} s/step   x torch backward {base / m:.2f}")
+        print(f"  {name:<16}{m:>8.3f} s/step   x torch backward {base / m:.2f}   "
+              f"x plain NCHW {nchw / m:.2f}")
+    print("  (bound: every depthwise backward at the cost of two forwards; wrong gradients)")
 
 
 @contextmanager
