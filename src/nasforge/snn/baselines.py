@@ -143,16 +143,9 @@ def describe_snn_model(name: str, channels: int = 16, dataset: str = "cifar10",
     as :func:`nasforge.snn.spikes.describe_snn` reports them for a searched architecture
     (Table 5.4's baseline rows: ``nasforge snn describe --model NAME --channels C``)."""
     from nasforge.describe import MAX_DESCRIBE_PARAMS, check_snn_input
-    from nasforge.snn.energy import PROFILES, measure_energy
-    from nasforge.snn.spikes import DATASET_SHAPES, _sample_batch, count_spikes
+    from nasforge.snn.spikes import dataset_shape, spike_report
 
-    PROFILES.get(profile)
-
-    if dataset not in DATASET_SHAPES:
-        raise NasforgeError(
-            f"unknown dataset '{dataset}' for SNNs; choose from: {', '.join(DATASET_SHAPES)}"
-        )
-    in_channels, size, classes, _frames = DATASET_SHAPES[dataset]
+    in_channels, size, classes, _frames = dataset_shape(dataset, profile)
     check_snn_input(channels, timesteps, batch, size)
     with torch.device("meta"):
         params = sum(p.numel() for p in build_snn_model(
@@ -163,15 +156,6 @@ def describe_snn_model(name: str, channels: int = 16, dataset: str = "cifar10",
                             "lower --channels")
     model = build_snn_model(name, channels, timesteps, classes, size, in_channels)
     model.eval()
-    x = _sample_batch(dataset, timesteps, batch if measure else 1)
-    # neurons per image and time step, from one forward (shapes depend on the input size)
-    counted = count_spikes(model, x[:1] if x.dim() == 4 else x[:, :1], "neurons")
-    info = {"model": name, "arch": name, "dataset": dataset, "channels": channels,
+    return {"model": name, "arch": name, "dataset": dataset, "channels": channels,
             "timesteps": timesteps, "params": params, "params_m": params / 1e6,
-            "neurons": sum(counted["neurons"].values())}
-    if measure:
-        result = count_spikes(model, x, convention)
-        info.update(spikes_per_image=result["total"], convention=convention, batch=batch,
-                    data="digits" if dataset == "digits" else "random")
-        info["energy"] = measure_energy(model, x, profile)
-    return info
+            **spike_report(model, dataset, timesteps, batch, measure, convention, profile)}

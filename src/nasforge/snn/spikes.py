@@ -133,6 +133,37 @@ def _sample_batch(dataset: str, timesteps: int, batch: int) -> torch.Tensor:
     return torch.randn(batch, channels, size, size, generator=gen)
 
 
+def dataset_shape(dataset: str, profile: str) -> tuple[int, int, int, bool]:
+    """``DATASET_SHAPES[dataset]``, after checking the data set and the energy profile."""
+    from nasforge.snn.energy import PROFILES
+
+    PROFILES.get(profile)
+    if dataset not in DATASET_SHAPES:
+        raise NasforgeError(
+            f"unknown dataset '{dataset}' for SNNs; choose from: {', '.join(DATASET_SHAPES)}"
+        )
+    return DATASET_SHAPES[dataset]
+
+
+def spike_report(model: nn.Module, dataset: str, timesteps: int, batch: int, measure: bool,
+                 convention: str, profile: str) -> dict:
+    """What ``snn describe`` reports of an eval-mode ``model`` on the data set's sample batch:
+    the neurons per image and time step, and (``measure``) spikes, SOPs, MACs and energy
+    per image."""
+    x = _sample_batch(dataset, timesteps, batch if measure else 1)
+    # neurons come from one forward too: the shapes depend on the input size
+    counted = count_spikes(model, x[:1] if x.dim() == 4 else x[:, :1], "neurons")
+    info: dict = {"neurons": sum(counted["neurons"].values())}
+    if measure:
+        from nasforge.snn.energy import measure_energy
+
+        result = count_spikes(model, x, convention)
+        info.update(spikes_per_image=result["total"], convention=convention, batch=batch,
+                    data="digits" if dataset == "digits" else "random")
+        info["energy"] = measure_energy(model, x, profile)
+    return info
+
+
 def describe_snn(arch: str, channels: int = 16, dataset: str = "cifar10", timesteps: int = 8,
                  measure: bool = False, batch: int = 4, convention: str = "thesis",
                  variant: str | None = None, space: str = "default",
@@ -140,36 +171,17 @@ def describe_snn(arch: str, channels: int = 16, dataset: str = "cifar10", timest
     """Parameters, neuron count and (``measure``) spikes per image of one architecture,
     with its SOPs, MACs and energy per image under ``profile`` (``info["energy"]``,
     :func:`nasforge.snn.energy.measure_energy`)."""
-    from nasforge.snn.backbone import SNNBackbone
-    from nasforge.snn.energy import PROFILES
-
-    PROFILES.get(profile)
-
-    if dataset not in DATASET_SHAPES:
-        raise NasforgeError(
-            f"unknown dataset '{dataset}' for SNNs; choose from: {', '.join(DATASET_SHAPES)}"
-        )
-    in_channels, size, classes, _frames = DATASET_SHAPES[dataset]
     from nasforge.describe import check_snn_size
+    from nasforge.snn.backbone import SNNBackbone
 
+    in_channels, size, classes, _frames = dataset_shape(dataset, profile)
     check_snn_size(arch, channels, timesteps, batch, size=size, in_channels=in_channels,
                    classes=classes, variant=variant, space=space)
     model = SNNBackbone(arch, channels, timesteps, classes, size, in_channels, variant, space)
     model.eval()
-    x = _sample_batch(dataset, timesteps, batch)
-    # Neuron count comes from one forward too: shapes depend on the input size.
-    spikes = count_spikes(model, x[:1] if x.dim() == 4 else x[:, :1], "neurons")
-    info = {
+    return {
         "arch": ",".join(model.arch), "dataset": dataset, "channels": channels,
         "timesteps": timesteps, "variant": variant, "space": space,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "neurons": sum(spikes["neurons"].values()),
+        **spike_report(model, dataset, timesteps, batch, measure, convention, profile),
     }
-    if measure:
-        result = count_spikes(model, x, convention)
-        info.update(spikes_per_image=result["total"], convention=convention, batch=batch,
-                    data="digits" if dataset == "digits" else "random")
-        from nasforge.snn.energy import measure_energy
-
-        info["energy"] = measure_energy(model, x, profile)
-    return info
