@@ -81,13 +81,26 @@ def test_cli_readable_line():
                   "--batch", "4", "--resolution", "8", "--steps", "1", "--warmup", "0",
                   "--threads", "1", "--device", "cpu", "--no-channels-last")
     assert res.returncode == 0, res.stderr
-    assert "darts search step on cpu (fp32, NCHW, 1 thread)" in res.stdout
+    assert "darts search step on cpu (fp32, NCHW, plain mixed ops, 1 thread)" in res.stdout
     assert "images/s" in res.stdout
+
+
+def test_cli_times_the_batched_formulation_when_asked(one_thread):
+    res = run_cli("bench", "step", "--channels", "4", "--layers", "3", "--nodes", "2",
+                  "--batch", "4", "--resolution", "8", "--steps", "1", "--warmup", "0",
+                  "--threads", "1", "--device", "cpu", "--mixed-op", "batched")
+    assert res.returncode == 0, res.stderr
+    assert "(fp32, channels_last, batched mixed ops, 1 thread)" in res.stdout
+    r = time_search_step(**TINY, steps=1, warmup=0, threads=1, device="cpu",
+                         mixed_op="batched")
+    assert r["mixed_op"] == "batched"
+    assert time_search_step(**TINY, steps=1, warmup=0, threads=1,
+                            device="cpu")["mixed_op"] == "plain"  # the search's default
 
 
 @pytest.mark.parametrize("args", [["--batch", "0"], ["--algo", "nope"], ["--amp", "fp8"],
                                   ["--compile", "fast"], ["--device", "tpu"],
-                                  ["--steps", "x"]])
+                                  ["--steps", "x"], ["--mixed-op", "fused"]])
 def test_cli_bad_input_exits_2_with_one_line(args):
     res = run_cli("bench", "step", "--channels", "4", "--layers", "3", "--steps", "1", *args)
     assert res.returncode == 2

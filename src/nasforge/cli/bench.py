@@ -78,6 +78,8 @@ def _add_step_parser(bench_sub: argparse._SubParsersAction) -> None:
                    help="time the NCHW layout")
     q.add_argument("--compile", nargs="?", const="default", metavar="MODE",
                    help="torch.compile the network (optional mode, e.g. reduce-overhead)")
+    q.add_argument("--mixed-op", choices=("plain", "batched"),
+                   help="mixed-op formulation (search.mixed_op; default plain, as the search)")
     q.add_argument("--json", action="store_true",
                    help='print {"imgs_per_s": ..., "step_s": ...}')
     q.set_defaults(func=cmd_bench_step)
@@ -132,13 +134,14 @@ def cmd_bench_step(args: argparse.Namespace) -> None:
     r = time_search_step(args.algo, args.channels, args.layers, args.batch, args.resolution,
                          args.steps, args.threads, args.device, args.nodes, amp=args.amp,
                          channels_last=args.channels_last, compile=args.compile or False,
-                         warmup=args.warmup)
+                         warmup=args.warmup, mixed_op=args.mixed_op)
     if args.json:
         print(json.dumps({"imgs_per_s": r["imgs_per_s"], "step_s": r["step_s"]}))
         return
     layout = "channels_last" if r["channels_last"] else "NCHW"
     compiled = f", compiled ({r['compile']})" if r["compile"] else ""
-    print(f"{r['algo']} search step on {r['device']} ({r['amp']}, {layout}{compiled}, "
+    mixed = f", {r['mixed_op']} mixed ops" if r["mixed_op"] else ""
+    print(f"{r['algo']} search step on {r['device']} ({r['amp']}, {layout}{mixed}{compiled}, "
           f"{r['threads']} thread{'s' * (r['threads'] != 1)}): {r['step_s']:.4f} s/step, "
           f"{r['imgs_per_s']:.1f} images/s "
           f"(batch {r['batch']}, mean of {r['steps']} steps after {args.warmup} warm-up)")
