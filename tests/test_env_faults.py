@@ -163,3 +163,47 @@ def test_argparse_errors_carry_the_prefix_once(capsys, argv, expected):
     assert len(err.splitlines()) == 1, err
     assert err.startswith(expected), err
     assert err.count("nasforge") == 1, err
+
+
+def test_an_allocation_the_host_cannot_make_is_one_line(capsys):
+    """A real allocator failure: a batch of 2^40 images cannot be allocated anywhere."""
+    line = _one_line(capsys, ["bench", "step", "--batch", str(2**40), "--channels", "4",
+                              "--layers", "3", "--nodes", "2", "--resolution", "8",
+                              "--steps", "1", "--warmup", "0", "--device", "cpu"],
+                     "out of memory: could not allocate", "GiB of host memory",
+                     "lower the batch size")
+    size_gib = float(line.split("could not allocate ")[1].split(" GiB")[0].replace(",", ""))
+    assert size_gib == 2**40 * 3 * 8 * 8 * 4 / 2**30  # the batch of random images
+
+
+def test_a_gpu_out_of_memory_is_one_line(capsys, monkeypatch):
+    """torch.OutOfMemoryError (what CUDA raises) keeps only torch's first sentences."""
+    import nasforge.benchmarks.step as step
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+            "79.19 GiB of which 2.50 GiB is free. Of the allocated memory 70 GiB is ...")
+
+    monkeypatch.setattr(step, "time_search_step", oom)
+    _one_line(capsys, ["bench", "step"],
+              "out of memory: CUDA out of memory. Tried to allocate 20.00 GiB;",
+              "lower the batch size")
+    assert "total capacity" not in capsys.readouterr().err
+
+
+def test_other_runtime_errors_still_raise(monkeypatch):
+    """Only allocation failures are turned into one line; a bug keeps its traceback."""
+    import nasforge.benchmarks.step as step
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(step, "time_search_step", bug)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        main(["bench", "step"])
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="allocate"):  # --debug shows the traceback
+        main(["--debug", "bench", "step", "--batch", str(2**40), "--channels", "4", "--layers", "3",
+              "--nodes", "2", "--resolution", "8", "--steps", "1", "--warmup", "0",
+              "--device", "cpu"])

@@ -58,6 +58,7 @@ def test_threads_are_restored(one_thread):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(batch=0), "batch"), (dict(steps=0), "steps"), (dict(threads=0), "threads"),
+    (dict(threads=100_000), "threads must be at most"),
     (dict(layers=2), "layers"), (dict(amp="fp8"), "amp"), (dict(compile="fast"), "compile"),
     (dict(algo="nope"), "search algorithm"), (dict(resolution=1.5), "resolution"),
 ])
@@ -100,7 +101,8 @@ def test_cli_times_the_batched_formulation_when_asked(one_thread):
 
 @pytest.mark.parametrize("args", [["--batch", "0"], ["--algo", "nope"], ["--amp", "fp8"],
                                   ["--compile", "fast"], ["--device", "tpu"],
-                                  ["--steps", "x"], ["--mixed-op", "fused"]])
+                                  ["--steps", "x"], ["--mixed-op", "fused"],
+                                  ["--threads", "100000"]])
 def test_cli_bad_input_exits_2_with_one_line(args):
     res = run_cli("bench", "step", "--channels", "4", "--layers", "3", "--steps", "1", *args)
     assert res.returncode == 2

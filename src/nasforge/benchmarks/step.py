@@ -17,6 +17,7 @@ same convention as DARTS's own "images per second" of its training loader.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -139,6 +140,10 @@ def time_search_step(algo: str = "darts", channels: int = 16, layers: int = 8, b
     _positive("warmup", warmup, lo=0)
     if threads is not None:
         _positive("threads", threads)
+        most = 8 * (os.cpu_count() or 1)  # more only slows a step; tens of thousands crash
+        if threads > most:
+            raise NasforgeError(f"threads must be at most {most} (8 per CPU of this machine), "
+                                f"got {threads}")
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

@@ -142,6 +142,29 @@ def _os_error(exc: OSError) -> str:
             "and written")
 
 
+_CPU_ALLOC = re.compile(r"can't allocate memory: you tried to allocate (\d+) bytes")
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """One line for an allocation that failed (host or GPU memory), None for other errors.
+
+    A batch size, channel count or image size too large for the machine is the usual
+    cause, so the line says which settings to lower."""
+    text = str(exc)
+    cpu = _CPU_ALLOC.search(text)
+    if cpu:
+        what = f"could not allocate {int(cpu.group(1)) / 2**30:,.1f} GiB of host memory"
+    elif type(exc).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+        what = text.strip().splitlines()[0] if text.strip() else "GPU out of memory"
+        what = what.split(". GPU")[0].split(" Of the allocated")[0].rstrip(".")
+    elif isinstance(exc, MemoryError):
+        what = "Python ran out of memory"
+    else:
+        return None
+    return (f"out of memory: {what}; lower the batch size, the channels or the image size "
+            "(a run continues with --resume RUN_DIR from its last checkpoint)")
+
+
 def _show_warning(default, seen: set[str], message, category, filename, lineno, file=None,
                   line=None) -> None:
     """nasforge's own warnings as one line on stderr, like its errors, each text once per
@@ -191,6 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rank = os.environ.get("RANK", "0") if "WORLD_SIZE" in os.environ else "0"
         where = "" if rank == "0" else f" (rank {rank})"
         print(f"nasforge{where}: error: {message}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:  # torch's allocators raise RuntimeErrors
+        message = _out_of_memory(exc)
+        if debug or message is None:
+            raise
+        print(f"nasforge: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nasforge: interrupted", file=sys.stderr)
