@@ -104,6 +104,8 @@ def test_parse_override_types():
     ("run.seed=4294967296", "run.seed must be <= 4294967295"),
     ("study.seeds=[1, -2]", "study.seeds must be >= 0; got -2"),
     ("search.nodes=17", "search.nodes must be <= 16"),
+    ("search.layers=1000000", "search.layers must be <= 100"),  # built for hours before
+    ("train.layers=101", "train.layers must be <= 100"),
 ])
 def test_non_finite_values_betas_and_seeds_are_refused(override, message):
     with pytest.raises(NasforgeError) as err:

@@ -63,7 +63,8 @@ class SearchCore:
     epochs: int = _opt(50, lo=1)
     batch_size: int = _opt(64, lo=1)
     channels: int = _opt(16, lo=1)
-    layers: int = _opt(8, lo=3)
+    layers: int = _opt(8, lo=3, hi=100,
+                       help="cells (8 in the thesis's searches)")
     nodes: int = _opt(4, lo=1, hi=16, help="intermediate nodes per cell (genotype.MAX_NODES)")
     order: str = _opt("first", choices=("first", "second"), help="DARTS gradient order")
     mixed_op: str = _opt("plain", choices=("plain", "batched"),
@@ -219,7 +220,8 @@ class TrainConfig:
     epochs: int = _opt(600, lo=1)
     batch_size: int = _opt(96, lo=1)
     channels: int = _opt(36, lo=1)
-    layers: int = _opt(20, lo=3)
+    layers: int = _opt(20, lo=3, hi=100,
+                       help="cells (the thesis: 20 for CIFAR, 14 for ImageNet)")
     lr: float = _opt(0.025, lo=0.0)
     lr_min: float = _opt(0.0, lo=0.0)
     schedule: str = _opt("cosine", choices=("cosine", "linear"))
