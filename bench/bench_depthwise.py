@@ -28,7 +28,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -142,7 +142,7 @@ def alternative_input_grad(bound: bool = False) -> Iterator[None]:
 def step_table(layout: str, resolution: int, rounds: int) -> None:
     from nasforge.benchmarks.step import SearchStep
 
-    patches = {"torch backward": _nothing, "alt grad x": alternative_input_grad,
+    patches = {"torch backward": nullcontext, "alt grad x": alternative_input_grad,
                "bound": lambda: alternative_input_grad(bound=True)}
     rows = {name: SearchStep("darts", 16, 8, 64, resolution, "cpu",
                              channels_last=layout == "cl", mixed_op="plain")
@@ -150,7 +150,7 @@ def step_table(layout: str, resolution: int, rounds: int) -> None:
     # the plain formulation in NCHW: issue 16's baseline
     rows["plain, NCHW"] = SearchStep("darts", 16, 8, 64, resolution, "cpu",
                                      channels_last=False, mixed_op="plain")
-    patches["plain, NCHW"] = _nothing
+    patches["plain, NCHW"] = nullcontext
     times: dict[str, list[float]] = {name: [] for name in rows}
     for r in range(rounds + 1):  # round 0 warms up
         for name, run in rows.items():
@@ -168,11 +168,6 @@ def step_table(layout: str, resolution: int, rounds: int) -> None:
         print(f"  {name:<16}{m:>8.3f} s/step   x torch backward {base / m:.2f}   "
               f"x plain NCHW {nchw / m:.2f}")
     print("  (bound: every depthwise backward at the cost of two forwards; wrong gradients)")
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def main() -> None:

@@ -11,38 +11,27 @@ counter's overhead, measured in the same run). No assertions about wall-clock ti
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import random
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from nasforge.snn.backbone import SNNSuperNet
-from nasforge.snn.blocks import SEARCH_BLOCKS
-from nasforge.snn.energy import energy_counter
-from nasforge.snn.neuron import reset_net
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_snn_step import snn_bench_setup  # noqa: E402
+
+from nasforge.snn.energy import energy_counter  # noqa: E402
+from nasforge.snn.neuron import reset_net  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--channels", type=int, default=16)
-    parser.add_argument("--timesteps", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=3, help="timed forwards per round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(0)
-    model = SNNSuperNet(args.channels, args.timesteps, 10, args.resolution).to(device).eval()
-    rng = random.Random(0)
-    path = [rng.choice(SEARCH_BLOCKS) for _ in range(model.num_tbd)]
-    x = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
+    args, device, model, path, x = snn_bench_setup(
+        __doc__.splitlines()[0], batch=64, steps=3, rounds=5,
+        steps_help="timed forwards per round")
+    model.eval()
 
     def forwards(count: bool) -> float:
         if device.type == "cuda":

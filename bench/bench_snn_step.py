@@ -32,14 +32,18 @@ from nasforge.snn.epoch import rate_loss  # noqa: E402
 from nasforge.snn.neuron import neuron_implementation, reset_net  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def snn_bench_setup(description: str, *, batch: int, steps: int, rounds: int,
+                    steps_help: str) -> tuple[argparse.Namespace, torch.device, SNNSuperNet,
+                                              list[str], torch.Tensor]:
+    """The SNN benchmarks' common part: their options (with these defaults), then a seeded
+    super-network, a random path through it and a random batch on ``--device``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--timesteps", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=batch)
     parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -50,6 +54,12 @@ def main() -> None:
     rng = random.Random(0)
     path = [rng.choice(SEARCH_BLOCKS) for _ in range(model.num_tbd)]
     x = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
+    return args, device, model, path, x
+
+
+def main() -> None:
+    args, device, model, path, x = snn_bench_setup(
+        __doc__.splitlines()[0], batch=32, steps=2, rounds=2, steps_help="timed steps per round")
     y = torch.randint(0, 10, (args.batch,), device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
